@@ -1,0 +1,55 @@
+// Package core is nodekit's shared vocabulary: the runtime port that every
+// subsystem talks to, the labels and annotations that tie runtime objects to
+// pods, and the error classes that cross package boundaries.
+//
+// It is the leaf of the dependency graph. Subsystem packages (pleg, syncloop,
+// statusmgr, volumemgr, eviction, cpumanager, staticpod) import core and never
+// each other; core imports only Kubernetes API and CRI types.
+//
+// # The runtime port
+//
+// The port is a set of small role interfaces over CRI (k8s.io/cri-api
+// runtime/v1) types, each sized to what one kind of consumer calls:
+//
+//	SandboxLister, ContainerLister       listing (the PLEG's relist)
+//	SandboxRunner, SandboxStopper        sandbox lifecycle
+//	ContainerCreator, ContainerStopper   container lifecycle
+//	SandboxStatuser, ContainerStatuser   status of one object
+//	ExecSyncer                           run a command in a container (exec probes, hooks)
+//	ResourceUpdater                      change a container's resources (CPU manager)
+//	StatsLister                          CPU, memory and filesystem usage (eviction)
+//	ImageStatuser, ImagePuller, ImageManager, ImageFsInfoer
+//	                                     images and image filesystem usage
+//	StatusChecker                        runtime readiness and version
+//
+// Runtime is the union of all of them. Consumers should declare the narrowest
+// interface they call, usually one of the roles above or a local interface of
+// one to three methods; a *cri.Runtime or a *runtimetest.Runtime satisfies
+// them all.
+//
+// EventStreamer is optional: a runtime that can push container events
+// implements it, and a consumer discovers it with a type assertion:
+//
+//	if es, ok := rt.(core.EventStreamer); ok {
+//		err := es.GetContainerEvents(ctx, ch, onConnected)
+//		if errors.Is(err, core.ErrUnimplemented) {
+//			// the runtime (containerd 1.6, say) has no event stream: poll instead
+//		}
+//	}
+//
+// # Errors
+//
+// Every implementation of the port reports failures in one of a few classes,
+// wrapped with %w so that errors.Is works across packages: ErrNotFound,
+// ErrInvalid, ErrUnimplemented, ErrUnavailable, ErrAlreadyExists. The message
+// around the class names the pod, the container and the cause.
+//
+// # Labels
+//
+// Sandboxes and containers carry the kubelet's labels (io.kubernetes.pod.name,
+// .namespace, .uid, io.kubernetes.container.name) and annotations (container
+// hash, restart count, termination message path and policy, grace periods).
+// SandboxInfoFromLabels and ContainerInfoFromLabels read them back, so an agent
+// that restarts can rebuild its view of the node from the runtime alone, and
+// tools such as crictl show pods by name.
+package core
