@@ -1,0 +1,49 @@
+// Package nodekit is a library of composable kubelet subsystems: each part of
+// a node agent is its own package, with one constructor, one Config, narrow
+// interfaces for what it consumes, an injected clock and logger, and no
+// package-level state. Import one package into a custom node agent or a test,
+// or run the agents under examples/ that wire them all.
+//
+// # The map
+//
+//	core        shared vocabulary: the runtime port (small role interfaces
+//	            over CRI types, composed into core.Runtime), error classes,
+//	            the kubelet's labels and annotations. The leaf of the graph.
+//	crispec     Pod → CRI sandbox and container configs, as the kubelet
+//	            computes them (labels, env, mounts, cgroup resources, security
+//	            context). Pure functions, no I/O.
+//	cri         the real runtime: core.Runtime over a CRI socket
+//	            (containerd, CRI-O) through k8s.io/cri-client.
+//	runtimetest an in-memory simulated runtime with an injected clock,
+//	            scripted containers and fault injection, and the conformance
+//	            suite that every core.Runtime must pass.
+//
+//	staticpod   pod sources: manifests on disk, over HTTP, from an apiserver.
+//	syncloop    one worker per pod drives the runtime until it matches the
+//	            spec: sandboxes, init and sidecar containers, restarts and
+//	            back-off, probes, admission, graceful termination.
+//	pleg        the pod lifecycle event generator: relists the runtime (or
+//	            follows its event stream) and keeps the pod status cache.
+//	statusmgr   turns runtime state into v1.PodStatus and pushes it to sinks.
+//	volumemgr   mounts and unmounts pod volumes, reports their usage.
+//	eviction    node-pressure eviction: signals, thresholds, ranking.
+//	cpumanager  pod cgroups, the QoS hierarchy and exclusive CPUs.
+//	examples    working node agents that wire everything together.
+//
+// Subsystem packages never import one another; they meet only in examples/,
+// through the interfaces each one declares. A test in this package keeps
+// the dependency graph so and keeps k8s.io/kubernetes out of it.
+//
+// # How data flows
+//
+// Pod sources (staticpod, an apiserver watch) send pod updates to the sync
+// loop. The sync loop gives each pod a worker; the worker asks crispec for
+// CRI configs and calls the runtime (cri or runtimetest) to create and stop
+// sandboxes and containers. The PLEG observes the runtime, emits lifecycle
+// events that wake the workers, and caches each pod's runtime status. The
+// status manager reads that cache, builds v1.PodStatus and hands it to its
+// sinks (an apiserver, a file, a test). The volume manager prepares volumes
+// before a worker starts containers; the eviction manager watches node
+// usage and asks the sync loop to kill pods under pressure; the CPU manager
+// places pods in cgroups and pins exclusive CPUs.
+package nodekit
