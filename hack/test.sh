@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# The project's test command; CI runs exactly this (.ci/run). As root it
+# first installs the test environment (hack/testenv.sh install), then runs
+# go vet and every test, including those against real containerd. Extra
+# arguments go to go test, e.g. hack/test.sh -run Conformance -v.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ "$(id -u)" -eq 0 ]; then
+	hack/testenv.sh install
+else
+	echo "test.sh: not root: skipping hack/testenv.sh install; the tests that need containerd will skip" >&2
+fi
+echo "+ go vet ./..."
+go vet ./...
+echo "+ go test -race -count=1 -timeout 30m ./... $*"
+go test -race -count=1 -timeout 30m ./... "$@"

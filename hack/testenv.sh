@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# Installs what the tests need to run real containerd instances
+# (internal/testenv), on Debian 12 as root:
+#   - containerd 1.6, runc, the CNI plugins and busybox-static from Debian,
+#     and gcc (go test -race needs cgo);
+#   - containerd 2.4.2 (containerd, containerd-shim-runc-v2, ctr) built from
+#     the Go module proxy into $NODEKIT_CONTAINERD2_BIN, by default
+#     ${NODEKIT_CACHE:-$HOME/.cache/nodekit}/containerd-v2.4.2/bin.
+# Idempotent: installs or builds only what is missing.
+#
+# Usage: hack/testenv.sh install
+set -euo pipefail
+
+CONTAINERD2_VERSION=v2.4.2
+CACHE="${NODEKIT_CACHE:-${HOME:-/root}/.cache/nodekit}"
+BIN2="${NODEKIT_CONTAINERD2_BIN:-$CACHE/containerd-$CONTAINERD2_VERSION/bin}"
+PACKAGES=(containerd runc containernetworking-plugins busybox-static gcc libc6-dev)
+# What internal/testenv runs; checked after installing.
+REQUIRED=(/usr/bin/containerd /usr/bin/ctr /usr/bin/containerd-shim-runc-v2 /usr/sbin/runc
+	/usr/lib/cni/bridge /usr/lib/cni/host-local /usr/lib/cni/loopback /bin/busybox)
+BINARIES2=(containerd containerd-shim-runc-v2 ctr)
+
+log() { printf 'testenv.sh: %s\n' "$*"; }
+die() {
+	printf 'testenv.sh: error: %s\n' "$*" >&2
+	exit 1
+}
+
+install_packages() {
+	local missing=() p
+	for p in "${PACKAGES[@]}"; do
+		if [ "$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null)" != "install ok installed" ]; then
+			missing+=("$p")
+		fi
+	done
+	if [ "${#missing[@]}" -eq 0 ]; then
+		log "Debian packages already installed: ${PACKAGES[*]}"
+	else
+		[ "$(id -u)" -eq 0 ] || die "must run as root to install the Debian packages ${missing[*]}"
+		command -v apt-get >/dev/null || die "apt-get not found: this script supports Debian 12; install ${missing[*]} yourself"
+		log "installing Debian packages: ${missing[*]}"
+		export DEBIAN_FRONTEND=noninteractive
+		apt-get update -q || die "apt-get update failed"
+		apt-get install -y -q "${missing[@]}" </dev/null || die "apt-get install ${missing[*]} failed"
+	fi
+	for p in "${REQUIRED[@]}"; do
+		[ -x "$p" ] || die "$p is missing after installing ${PACKAGES[*]}"
+	done
+	log "$(/usr/bin/containerd --version)"
+}
+
+build_containerd2() {
+	local b missing=()
+	for b in "${BINARIES2[@]}"; do
+		[ -x "$BIN2/$b" ] || missing+=("$b")
+	done
+	if [ "${#missing[@]}" -eq 0 ]; then
+		log "containerd $CONTAINERD2_VERSION already built in $BIN2"
+		return
+	fi
+	command -v go >/dev/null || die "go not found in PATH: building containerd $CONTAINERD2_VERSION needs Go"
+	mkdir -p "$BIN2" || die "cannot create $BIN2"
+	tmp="$(mktemp -d "$BIN2/.build.XXXXXX")" # global: the EXIT trap needs it
+	trap 'rm -rf "$tmp"' EXIT
+	local pkgs=()
+	for b in "${BINARIES2[@]}"; do
+		pkgs+=("github.com/containerd/containerd/v2/cmd/$b@$CONTAINERD2_VERSION")
+	done
+	log "building containerd $CONTAINERD2_VERSION from the Go module proxy into $BIN2 (a few minutes)"
+	# Outside any module; static binaries, as containerd releases them.
+	(cd "$tmp" && GOWORK=off GOFLAGS=-mod=mod CGO_ENABLED=0 GOBIN="$tmp" go install "${pkgs[@]}") ||
+		die "building containerd $CONTAINERD2_VERSION failed"
+	for b in "${BINARIES2[@]}"; do
+		mv -f "$tmp/$b" "$BIN2/$b" || die "cannot move $b into $BIN2"
+	done
+	log "$("$BIN2/containerd" --version)"
+}
+
+case "${1:-}" in
+install)
+	install_packages
+	build_containerd2
+	log "test environment ready"
+	;;
+*)
+	echo "usage: $0 install" >&2
+	exit 2
+	;;
+esac
