@@ -45,7 +45,10 @@ type ContainerCreator interface {
 
 // ContainerStopper stops and removes containers. StopContainer sends the
 // stop signal and kills the container after timeout seconds (0: at once).
-// Stopping an exited container succeeds; removing an unknown one succeeds.
+// Stopping an exited container succeeds; stopping an unknown one either
+// succeeds or is ErrNotFound, depending on the runtime (containerd 1.6 says
+// not found, 2.x succeeds): treat both as "not running". Removing an unknown
+// container succeeds.
 type ContainerStopper interface {
 	StopContainer(ctx context.Context, containerID string, timeout int64) error
 	RemoveContainer(ctx context.Context, containerID string) error

@@ -187,37 +187,42 @@ func classify(op string, err error) error {
 	if err == nil {
 		return nil
 	}
-	var class error
-	switch status.Code(err) {
-	case codes.NotFound:
-		class = core.ErrNotFound
-	case codes.AlreadyExists:
-		class = core.ErrAlreadyExists
-	case codes.InvalidArgument, codes.OutOfRange:
-		class = core.ErrInvalid
-	case codes.Unimplemented:
-		class = core.ErrUnimplemented
-	case codes.Unavailable:
-		class = core.ErrUnavailable
-	case codes.DeadlineExceeded:
-		class = core.ErrTimeout
-	default:
-		if errors.Is(err, context.DeadlineExceeded) {
-			class = core.ErrTimeout
-		} else if st, ok := status.FromError(err); ok && isNotFoundMessage(st.Message()) {
-			// Some runtimes (containerd 1.6) report unknown IDs as Unknown
-			// with a "not found" message.
-			class = core.ErrNotFound
-		}
+	if class := classOf(err); class != nil {
+		return fmt.Errorf("%s: %w: %w", op, class, err)
 	}
-	if class == nil {
-		return fmt.Errorf("%s: %w", op, err)
-	}
-	return fmt.Errorf("%s: %w: %w", op, class, err)
+	return fmt.Errorf("%s: %w", op, err)
 }
 
-func isNotFoundMessage(msg string) bool {
-	return strings.Contains(msg, "not found") || strings.Contains(msg, "does not exist")
+// classOf maps a runtime's error to a core error class, or nil.
+func classOf(err error) error {
+	st, _ := status.FromError(err)
+	msg := st.Message()
+	switch st.Code() {
+	case codes.NotFound:
+		return core.ErrNotFound
+	case codes.AlreadyExists:
+		return core.ErrAlreadyExists
+	case codes.InvalidArgument, codes.OutOfRange:
+		return core.ErrInvalid
+	case codes.Unimplemented:
+		return core.ErrUnimplemented
+	case codes.Unavailable:
+		return core.ErrUnavailable
+	case codes.DeadlineExceeded:
+		return core.ErrTimeout
+	}
+	switch {
+	case errors.Is(err, context.DeadlineExceeded):
+		return core.ErrTimeout
+	case strings.Contains(msg, "is reserved for"):
+		// containerd reports a taken sandbox or container name this way
+		// (Unknown in 1.6, FailedPrecondition in 2.x).
+		return core.ErrAlreadyExists
+	case strings.Contains(msg, "not found") || strings.Contains(msg, "does not exist"):
+		// containerd 1.6 reports some unknown IDs as Unknown.
+		return core.ErrNotFound
+	}
+	return nil
 }
 
 func podRef(md *runtimeapi.PodSandboxMetadata) string {

@@ -83,6 +83,8 @@ func TestClassify(t *testing.T) {
 		{status.Error(codes.NotFound, "container \"x\" not found"), core.ErrNotFound},
 		{status.Error(codes.Unknown, "an error occurred when try to find sandbox: not found"), core.ErrNotFound},
 		{status.Error(codes.AlreadyExists, "name is reserved"), core.ErrAlreadyExists},
+		{status.Error(codes.Unknown, `failed to reserve container name "a": name "a" is reserved for "b"`), core.ErrAlreadyExists},
+		{status.Error(codes.FailedPrecondition, `failed to reserve container name "a"; check if another CreateContainer request is in progress: name "a" is reserved for "b"`), core.ErrAlreadyExists},
 		{status.Error(codes.InvalidArgument, "bad"), core.ErrInvalid},
 		{status.Error(codes.Unimplemented, "unknown method GetContainerEvents"), core.ErrUnimplemented},
 		{status.Error(codes.Unavailable, "connection refused"), core.ErrUnavailable},

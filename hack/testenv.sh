@@ -5,7 +5,10 @@
 #     and gcc (go test -race needs cgo);
 #   - containerd 2.4.2 (containerd, containerd-shim-runc-v2, ctr) built from
 #     the Go module proxy into $NODEKIT_CONTAINERD2_BIN, by default
-#     ${NODEKIT_CACHE:-$HOME/.cache/nodekit}/containerd-v2.4.2/bin.
+#     ${NODEKIT_CACHE:-$HOME/.cache/nodekit}/containerd-v2.4.2/bin;
+#   - crictl (cri-tools v1.37.0), built from the Go module proxy into
+#     ${NODEKIT_CACHE:-$HOME/.cache/nodekit}/crictl-v1.37.0/bin: tests check
+#     that pods made through nodekit look right to the tool operators use.
 # Idempotent: installs or builds only what is missing.
 #
 # Usage: hack/testenv.sh install
@@ -19,6 +22,8 @@ PACKAGES=(containerd runc containernetworking-plugins busybox-static gcc libc6-d
 REQUIRED=(/usr/bin/containerd /usr/bin/ctr /usr/bin/containerd-shim-runc-v2 /usr/sbin/runc
 	/usr/lib/cni/bridge /usr/lib/cni/host-local /usr/lib/cni/loopback /bin/busybox)
 BINARIES2=(containerd containerd-shim-runc-v2 ctr)
+CRICTL_VERSION=v1.37.0
+CRICTL_BIN="$CACHE/crictl-$CRICTL_VERSION/bin"
 
 log() { printf 'testenv.sh: %s\n' "$*"; }
 die() {
@@ -76,10 +81,27 @@ build_containerd2() {
 	log "$("$BIN2/containerd" --version)"
 }
 
+build_crictl() {
+	if [ -x "$CRICTL_BIN/crictl" ]; then
+		log "crictl $CRICTL_VERSION already built in $CRICTL_BIN"
+		return
+	fi
+	command -v go >/dev/null || die "go not found in PATH: building crictl $CRICTL_VERSION needs Go"
+	mkdir -p "$CRICTL_BIN" || die "cannot create $CRICTL_BIN"
+	local dir
+	dir="$(mktemp -d "$CRICTL_BIN/.build.XXXXXX")"
+	log "building crictl $CRICTL_VERSION from the Go module proxy into $CRICTL_BIN"
+	(cd "$dir" && GOWORK=off GOFLAGS=-mod=mod CGO_ENABLED=0 GOBIN="$dir" go install "sigs.k8s.io/cri-tools/cmd/crictl@$CRICTL_VERSION") ||
+		{ rm -rf "$dir"; die "building crictl $CRICTL_VERSION failed"; }
+	mv -f "$dir/crictl" "$CRICTL_BIN/crictl" && rm -rf "$dir" || die "cannot move crictl into $CRICTL_BIN"
+	log "$("$CRICTL_BIN/crictl" --version)"
+}
+
 case "${1:-}" in
 install)
 	install_packages
 	build_containerd2
+	build_crictl
 	log "test environment ready"
 	;;
 *)

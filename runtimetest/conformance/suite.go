@@ -40,6 +40,9 @@ type Target struct {
 	Events bool
 	// LogDir is a directory for container logs. Default: a test temp dir.
 	LogDir string
+	// CgroupParent of every sandbox the suite creates. Default: none (the
+	// runtime's default).
+	CgroupParent string
 }
 
 // Run runs the whole suite as subtests of t.
@@ -107,9 +110,8 @@ func (s *suite) sandboxConfig(t *testing.T, hostNetwork bool) *runtimeapi.PodSan
 	if hostNetwork {
 		net = runtimeapi.NamespaceMode_NODE
 	}
-	return &runtimeapi.PodSandboxConfig{
+	cfg := &runtimeapi.PodSandboxConfig{
 		Metadata: &runtimeapi.PodSandboxMetadata{Name: name, Namespace: namespace, Uid: uid, Attempt: 0},
-		Hostname: "conformance",
 		Labels: map[string]string{
 			core.LabelPodName: name, core.LabelPodNamespace: namespace, core.LabelPodUID: uid,
 			"app": "conformance", "run": s.run,
@@ -117,11 +119,18 @@ func (s *suite) sandboxConfig(t *testing.T, hostNetwork bool) *runtimeapi.PodSan
 		Annotations:  map[string]string{"nodekit.test/annotation": "kept"},
 		LogDirectory: s.LogDir,
 		Linux: &runtimeapi.LinuxPodSandboxConfig{
+			CgroupParent: s.CgroupParent,
 			SecurityContext: &runtimeapi.LinuxSandboxSecurityContext{
 				NamespaceOptions: &runtimeapi.NamespaceOption{Network: net, Pid: runtimeapi.NamespaceMode_CONTAINER, Ipc: runtimeapi.NamespaceMode_POD},
 			},
 		},
 	}
+	// A host-network pod shares the node's UTS namespace and keeps its
+	// hostname; runtimes refuse to set one.
+	if !hostNetwork {
+		cfg.Hostname = "conformance"
+	}
+	return cfg
 }
 
 // runSandbox starts a sandbox that is stopped and removed when the test ends.
@@ -473,8 +482,11 @@ func (s *suite) testExitCodes(t *testing.T) {
 		if st.GetReason() != tc.reason {
 			t.Errorf("%s: reason %q, want %q", name, st.GetReason(), tc.reason)
 		}
-		if st.GetFinishedAt() == 0 || st.GetFinishedAt() < st.GetStartedAt() {
-			t.Errorf("%s: started %d finished %d", name, st.GetStartedAt(), st.GetFinishedAt())
+		// A process that exits at once may be seen to finish a little
+		// before its start was recorded (containerd does this), so only
+		// the presence of both times is checked.
+		if st.GetFinishedAt() == 0 || st.GetStartedAt() == 0 {
+			t.Errorf("%s: started %d finished %d, want both set", name, st.GetStartedAt(), st.GetFinishedAt())
 		}
 	}
 }
@@ -648,8 +660,8 @@ func (s *suite) testUnknownIDs(t *testing.T) {
 	if err := s.Runtime.StartContainer(ctx, unknown); !errors.Is(err, core.ErrNotFound) {
 		t.Errorf("StartContainer: %v, want core.ErrNotFound", err)
 	}
-	if err := s.Runtime.StopContainer(ctx, unknown, 0); !errors.Is(err, core.ErrNotFound) {
-		t.Errorf("StopContainer: %v, want core.ErrNotFound", err)
+	if err := s.Runtime.StopContainer(ctx, unknown, 0); err != nil && !errors.Is(err, core.ErrNotFound) {
+		t.Errorf("StopContainer: %v, want success or core.ErrNotFound", err)
 	}
 	if err := s.Runtime.RemoveContainer(ctx, unknown); err != nil {
 		t.Errorf("RemoveContainer: %v, want success (removal is idempotent)", err)
