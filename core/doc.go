@@ -12,8 +12,10 @@
 // runtime/v1) types, each sized to what one kind of consumer calls:
 //
 //	SandboxLister, ContainerLister       listing (the PLEG's relist)
-//	SandboxRunner, SandboxStopper        sandbox lifecycle
-//	ContainerCreator, ContainerStopper   container lifecycle
+//	SandboxRunner, SandboxStopper, SandboxRemover
+//	                                     sandbox lifecycle
+//	ContainerCreator, ContainerStarter, ContainerStopper, ContainerRemover
+//	                                     container lifecycle
 //	SandboxStatuser, ContainerStatuser   status of one object
 //	ExecSyncer                           run a command in a container (exec probes, hooks)
 //	ResourceUpdater                      change a container's resources (CPU manager)
@@ -22,7 +24,8 @@
 //	                                     images and image filesystem usage
 //	StatusChecker                        runtime readiness and version
 //
-// Runtime is the union of all of them. Consumers should declare the narrowest
+// SandboxManager, ContainerManager and ImageService group them by object,
+// and Runtime is the union of all of them. Consumers should declare the narrowest
 // interface they call, usually one of the roles above or a local interface of
 // one to three methods; a *cri.Runtime or a *runtimetest.Runtime satisfies
 // them all.
@@ -40,9 +43,18 @@
 // # Errors
 //
 // Every implementation of the port reports failures in one of a few classes,
-// wrapped with %w so that errors.Is works across packages: ErrNotFound,
-// ErrInvalid, ErrUnimplemented, ErrUnavailable, ErrAlreadyExists. The message
-// around the class names the pod, the container and the cause.
+// wrapped with %w so that errors.Is works across packages:
+//
+//	ErrNotFound        the object does not exist; retrying will not help
+//	ErrAlreadyExists   the name is taken; retrying will not help
+//	ErrInvalid         the request cannot be expressed; retrying will not help
+//	ErrUnimplemented   the runtime lacks the call; fall back
+//	ErrUnavailable     the runtime cannot be reached or is not ready; retry later
+//	ErrTimeout         the call or the command it ran took too long; may be retried
+//
+// A failure that fits none of them carries no class: treat it as transient.
+// The message around the class names the pod, the container and the cause.
+// A call cut short by its context wraps the context's error.
 //
 // # Labels
 //

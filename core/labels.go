@@ -114,10 +114,14 @@ func ContainerInfoFromLabels(labels, annotations map[string]string) (ContainerIn
 		}
 		info.RestartCount = n
 	}
-	for key, dst := range map[string]**int64{
-		AnnotationPodDeletionGracePeriod:    &info.PodDeletionGracePeriod,
-		AnnotationPodTerminationGracePeriod: &info.PodTerminationGracePeriod,
+	for _, f := range []struct {
+		key string
+		dst **int64
+	}{
+		{AnnotationPodDeletionGracePeriod, &info.PodDeletionGracePeriod},
+		{AnnotationPodTerminationGracePeriod, &info.PodTerminationGracePeriod},
 	} {
+		key, dst := f.key, f.dst
 		if s, ok := annotations[key]; ok {
 			n, err := strconv.ParseInt(s, 10, 64)
 			if err != nil {

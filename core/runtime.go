@@ -23,11 +23,16 @@ type SandboxRunner interface {
 	RunPodSandbox(ctx context.Context, config *runtimeapi.PodSandboxConfig, runtimeHandler string) (string, error)
 }
 
-// SandboxStopper stops and removes pod sandboxes. Stopping a sandbox kills
-// any container still running in it. Both calls are idempotent: stopping a
-// stopped sandbox or removing a removed one succeeds.
+// SandboxStopper stops a pod sandbox, killing any container still running
+// in it. Stopping a stopped sandbox succeeds; stopping an unknown one either
+// succeeds or is ErrNotFound, depending on the runtime.
 type SandboxStopper interface {
 	StopPodSandbox(ctx context.Context, sandboxID string) error
+}
+
+// SandboxRemover removes a pod sandbox and its containers. Removing an
+// unknown sandbox succeeds.
+type SandboxRemover interface {
 	RemovePodSandbox(ctx context.Context, sandboxID string) error
 }
 
@@ -37,20 +42,30 @@ type SandboxStatuser interface {
 	PodSandboxStatus(ctx context.Context, sandboxID string, verbose bool) (*runtimeapi.PodSandboxStatusResponse, error)
 }
 
-// ContainerCreator creates a container in a sandbox and starts it.
+// ContainerCreator creates a container in a sandbox and returns its ID.
+// Creating a second container with the same name and attempt in a sandbox
+// is ErrAlreadyExists; an image the runtime does not have is ErrNotFound.
 type ContainerCreator interface {
 	CreateContainer(ctx context.Context, sandboxID string, config *runtimeapi.ContainerConfig, sandboxConfig *runtimeapi.PodSandboxConfig) (string, error)
+}
+
+// ContainerStarter starts a created container.
+type ContainerStarter interface {
 	StartContainer(ctx context.Context, containerID string) error
 }
 
-// ContainerStopper stops and removes containers. StopContainer sends the
-// stop signal and kills the container after timeout seconds (0: at once).
-// Stopping an exited container succeeds; stopping an unknown one either
-// succeeds or is ErrNotFound, depending on the runtime (containerd 1.6 says
-// not found, 2.x succeeds): treat both as "not running". Removing an unknown
-// container succeeds.
+// ContainerStopper stops a container: it sends the stop signal and kills
+// the container after timeout seconds (0: at once). Stopping an exited
+// container succeeds; stopping an unknown one either succeeds or is
+// ErrNotFound, depending on the runtime (containerd 1.6 says not found, 2.x
+// succeeds): treat both as "not running".
 type ContainerStopper interface {
 	StopContainer(ctx context.Context, containerID string, timeout int64) error
+}
+
+// ContainerRemover removes a container. Removing an unknown container
+// succeeds.
+type ContainerRemover interface {
 	RemoveContainer(ctx context.Context, containerID string) error
 }
 
@@ -116,30 +131,55 @@ type StatusChecker interface {
 
 // EventStreamer is the optional push capability of a runtime. It streams
 // container events into ch until ctx ends or the stream breaks, and returns
-// the reason; it calls onConnected (if not nil) once the stream is
-// established. A runtime that cannot stream returns ErrUnimplemented at once.
-// It never closes ch.
+// why: ctx's error; an error wrapping ErrUnimplemented when the runtime
+// lacks the call; one wrapping ErrUnavailable when the stream broke. It
+// never closes ch.
+//
+// onConnected, if not nil, is called once, from the streaming goroutine,
+// when the stream is open. A runtime without the call may still reject the
+// stream right after (containerd 1.6 does), so onConnected does not promise
+// events: only the returned error tells. Events arrive in the order the
+// runtime sent them; those sent while no stream was open are lost, so a
+// consumer must look at the whole runtime again after every (re)connection.
 type EventStreamer interface {
 	GetContainerEvents(ctx context.Context, ch chan<- *runtimeapi.ContainerEventResponse, onConnected func()) error
+}
+
+// SandboxManager is everything done to sandboxes.
+type SandboxManager interface {
+	SandboxLister
+	SandboxRunner
+	SandboxStopper
+	SandboxRemover
+	SandboxStatuser
+}
+
+// ContainerManager is everything done to containers.
+type ContainerManager interface {
+	ContainerLister
+	ContainerCreator
+	ContainerStarter
+	ContainerStopper
+	ContainerRemover
+	ContainerStatuser
+	ExecSyncer
+	ResourceUpdater
+}
+
+// ImageService is everything done to images.
+type ImageService interface {
+	ImageStatuser
+	ImagePuller
+	ImageManager
+	ImageFsInfoer
 }
 
 // Runtime is the whole runtime port: the union of every required role.
 // EventStreamer is not part of it; discover it by type assertion.
 type Runtime interface {
-	SandboxLister
-	ContainerLister
-	SandboxRunner
-	SandboxStopper
-	SandboxStatuser
-	ContainerCreator
-	ContainerStopper
-	ContainerStatuser
-	ExecSyncer
-	ResourceUpdater
+	SandboxManager
+	ContainerManager
+	ImageService
 	StatsLister
-	ImageStatuser
-	ImagePuller
-	ImageManager
-	ImageFsInfoer
 	StatusChecker
 }

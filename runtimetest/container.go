@@ -198,7 +198,7 @@ func (r *Runtime) CreateContainer(ctx context.Context, sandboxID string, config 
 	return c.id, nil
 }
 
-// StartContainer implements core.ContainerCreator. Only a created
+// StartContainer implements core.ContainerStarter. Only a created
 // container in a ready sandbox can start. A container whose behaviour has
 // a StartError is left exited with code 128 and reason "StartError".
 func (r *Runtime) StartContainer(ctx context.Context, containerID string) error {
@@ -305,7 +305,7 @@ func (r *Runtime) StopContainer(ctx context.Context, containerID string, timeout
 	}
 }
 
-// RemoveContainer implements core.ContainerStopper. A running container is
+// RemoveContainer implements core.ContainerRemover. A running container is
 // killed first, as containerd does. Removing an unknown container
 // succeeds.
 func (r *Runtime) RemoveContainer(ctx context.Context, containerID string) error {

@@ -171,7 +171,7 @@ func (r *Runtime) stopSandboxLocked(s *sandbox, now time.Time) {
 	r.debugSandbox("sandbox stopped", s)
 }
 
-// RemovePodSandbox implements core.SandboxStopper. It stops a ready
+// RemovePodSandbox implements core.SandboxRemover. It stops a ready
 // sandbox first and removes its containers, as containerd does. Removing
 // an unknown sandbox succeeds.
 func (r *Runtime) RemovePodSandbox(ctx context.Context, sandboxID string) error {
