@@ -269,4 +269,19 @@ func TestBadInputErrors(t *testing.T) {
 	if err != nil || len(list) != 0 {
 		t.Errorf("containers left after failed creations: %d (err %v)", len(list), err)
 	}
+
+	// A command the image lacks fails at start; the error names the pod
+	// and the container, and is not mistaken for an unknown container.
+	badCmd := webPod()
+	badCmd.Name, badCmd.UID = "badcmd", "9a0e4b7c-1111-4c2d-8e3f-000000000003"
+	badCmd.Spec.Containers[0].Command = []string{"/no/such/program"}
+	_, _, _, err = runPod(t, rt, cd, badCmd)
+	if err == nil || errors.Is(err, core.ErrNotFound) {
+		t.Errorf("start of a missing program: %v, want an error that is not core.ErrNotFound", err)
+	}
+	for _, part := range []string{"shop/badcmd", `"server"`, "/no/such/program"} {
+		if err == nil || !strings.Contains(err.Error(), part) {
+			t.Errorf("start error %v does not name %s", err, part)
+		}
+	}
 }

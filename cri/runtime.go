@@ -196,7 +196,6 @@ func classify(op string, err error) error {
 // classOf maps a runtime's error to a core error class, or nil.
 func classOf(err error) error {
 	st, _ := status.FromError(err)
-	msg := st.Message()
 	switch st.Code() {
 	case codes.NotFound:
 		return core.ErrNotFound
@@ -210,17 +209,22 @@ func classOf(err error) error {
 		return core.ErrUnavailable
 	case codes.DeadlineExceeded:
 		return core.ErrTimeout
+	case codes.Canceled:
+		return context.Canceled
+	case codes.Unknown, codes.FailedPrecondition:
+		msg := st.Message()
+		switch {
+		case strings.Contains(msg, "is reserved for"):
+			// containerd reports a taken sandbox or container name this
+			// way (Unknown in 1.6, FailedPrecondition in 2.x).
+			return core.ErrAlreadyExists
+		case strings.Contains(msg, "an error occurred when try to find"):
+			// containerd 1.6 reports some unknown IDs this way.
+			return core.ErrNotFound
+		}
 	}
-	switch {
-	case errors.Is(err, context.DeadlineExceeded):
+	if errors.Is(err, context.DeadlineExceeded) {
 		return core.ErrTimeout
-	case strings.Contains(msg, "is reserved for"):
-		// containerd reports a taken sandbox or container name this way
-		// (Unknown in 1.6, FailedPrecondition in 2.x).
-		return core.ErrAlreadyExists
-	case strings.Contains(msg, "not found") || strings.Contains(msg, "does not exist"):
-		// containerd 1.6 reports some unknown IDs as Unknown.
-		return core.ErrNotFound
 	}
 	return nil
 }
@@ -255,7 +259,7 @@ func (r *Runtime) StopPodSandbox(ctx context.Context, sandboxID string) error {
 	return classify("stop pod sandbox "+sandboxID, r.rs.StopPodSandbox(r.ctx(ctx), sandboxID))
 }
 
-// RemovePodSandbox implements core.SandboxStopper.
+// RemovePodSandbox implements core.SandboxRemover.
 func (r *Runtime) RemovePodSandbox(ctx context.Context, sandboxID string) error {
 	return classify("remove pod sandbox "+sandboxID, r.rs.RemovePodSandbox(r.ctx(ctx), sandboxID))
 }
@@ -280,17 +284,41 @@ func (r *Runtime) CreateContainer(ctx context.Context, sandboxID string, config 
 	return id, nil
 }
 
-// StartContainer implements core.ContainerCreator.
+// StartContainer implements core.ContainerStarter. Its errors name the pod
+// and the container.
 func (r *Runtime) StartContainer(ctx context.Context, containerID string) error {
-	return classify("start container "+containerID, r.rs.StartContainer(r.ctx(ctx), containerID))
+	if err := r.rs.StartContainer(r.ctx(ctx), containerID); err != nil {
+		return classify("start "+r.describe(ctx, containerID), err)
+	}
+	return nil
 }
 
-// StopContainer implements core.ContainerStopper.
+// StopContainer implements core.ContainerStopper. Its errors name the pod
+// and the container.
 func (r *Runtime) StopContainer(ctx context.Context, containerID string, timeout int64) error {
-	return classify("stop container "+containerID, r.rs.StopContainer(r.ctx(ctx), containerID, timeout))
+	if err := r.rs.StopContainer(r.ctx(ctx), containerID, timeout); err != nil {
+		return classify("stop "+r.describe(ctx, containerID), err)
+	}
+	return nil
 }
 
-// RemoveContainer implements core.ContainerStopper.
+// describe names a container by its pod and name for an error message,
+// asking the runtime; it falls back to the bare ID. Only failure paths
+// call it.
+func (r *Runtime) describe(ctx context.Context, containerID string) string {
+	resp, err := r.rs.ContainerStatus(r.ctx(ctx), containerID, false)
+	if err != nil || resp.GetStatus() == nil {
+		return "container " + containerID
+	}
+	l := resp.GetStatus().GetLabels()
+	name := resp.GetStatus().GetMetadata().GetName()
+	if ns, pod := l[core.LabelPodNamespace], l[core.LabelPodName]; pod != "" {
+		return fmt.Sprintf("container %q of pod %s/%s (%s)", name, ns, pod, containerID)
+	}
+	return fmt.Sprintf("container %q (%s)", name, containerID)
+}
+
+// RemoveContainer implements core.ContainerRemover.
 func (r *Runtime) RemoveContainer(ctx context.Context, containerID string) error {
 	return classify("remove container "+containerID, r.rs.RemoveContainer(r.ctx(ctx), containerID))
 }
@@ -302,8 +330,13 @@ func (r *Runtime) ContainerStatus(ctx context.Context, containerID string, verbo
 }
 
 // ExecSync implements core.ExecSyncer. A command that exits non-zero is a
-// result, not an error.
+// result, not an error. The CRI counts exec timeouts in whole seconds: a
+// timeout with a fraction of a second is rounded up, never down to "no
+// limit".
 func (r *Runtime) ExecSync(ctx context.Context, containerID string, cmd []string, timeout time.Duration) (core.ExecResult, error) {
+	if rem := timeout % time.Second; rem != 0 {
+		timeout += time.Second - rem
+	}
 	stdout, stderr, err := r.rs.ExecSync(r.ctx(ctx), containerID, cmd, timeout)
 	res := core.ExecResult{Stdout: stdout, Stderr: stderr}
 	var exit utilexec.CodeExitError
@@ -314,9 +347,9 @@ func (r *Runtime) ExecSync(ctx context.Context, containerID string, cmd []string
 		res.ExitCode = int32(exit.Code)
 		return res, nil
 	case errors.Is(err, remote.ErrCommandTimedOut):
-		return res, fmt.Errorf("exec %q in container %s: %w: %w", cmd, containerID, core.ErrTimeout, err)
+		return res, fmt.Errorf("exec %q in %s: %w: %w", cmd, r.describe(ctx, containerID), core.ErrTimeout, err)
 	}
-	return res, classify(fmt.Sprintf("exec %q in container %s", cmd, containerID), err)
+	return res, classify(fmt.Sprintf("exec %q in %s", cmd, r.describe(ctx, containerID)), err)
 }
 
 // UpdateContainerResources implements core.ResourceUpdater.

@@ -82,6 +82,7 @@ func TestClassify(t *testing.T) {
 	}{
 		{status.Error(codes.NotFound, "container \"x\" not found"), core.ErrNotFound},
 		{status.Error(codes.Unknown, "an error occurred when try to find sandbox: not found"), core.ErrNotFound},
+		{status.Error(codes.Canceled, "context canceled"), context.Canceled},
 		{status.Error(codes.AlreadyExists, "name is reserved"), core.ErrAlreadyExists},
 		{status.Error(codes.Unknown, `failed to reserve container name "a": name "a" is reserved for "b"`), core.ErrAlreadyExists},
 		{status.Error(codes.FailedPrecondition, `failed to reserve container name "a"; check if another CreateContainer request is in progress: name "a" is reserved for "b"`), core.ErrAlreadyExists},
@@ -102,13 +103,21 @@ func TestClassify(t *testing.T) {
 			t.Errorf("classify(%v) = %q, want the operation first", tc.err, got)
 		}
 	}
-	plain := status.Error(codes.Internal, "boom")
-	got := classify("op", plain)
-	for _, class := range []error{core.ErrNotFound, core.ErrInvalid, core.ErrUnavailable, core.ErrTimeout} {
-		if errors.Is(got, class) {
-			t.Errorf("classify(%v) is %v", plain, class)
+	// A failed start whose message says "not found" is not an unknown ID.
+	for _, plain := range []error{
+		status.Error(codes.Internal, "boom"),
+		status.Error(codes.Unknown, `failed to create containerd task: OCI runtime create failed: exec: "nope": executable file not found in $PATH`),
+		errors.New("image not found somewhere"),
+	} {
+		got := classify("op", plain)
+		for _, class := range []error{core.ErrNotFound, core.ErrInvalid, core.ErrUnavailable, core.ErrTimeout, core.ErrAlreadyExists} {
+			if errors.Is(got, class) {
+				t.Errorf("classify(%v) is %v", plain, class)
+			}
 		}
 	}
+	plain := status.Error(codes.Internal, "boom")
+	got := classify("op", plain)
 	if st, ok := status.FromError(got); !ok || st.Code() != codes.Internal {
 		t.Errorf("gRPC status not reachable through the wrapped error: %v", got)
 	}
