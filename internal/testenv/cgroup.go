@@ -59,8 +59,7 @@ func CgroupLimits(pid int) (conformance.Cgroup, error) {
 	if err != nil {
 		return cg, err
 	}
-	// The inverse of the OCI runtimes' shares → weight conversion.
-	cg.CPUShares = 2 + ((weight-1)*262142)/9999
+	cg.CPUWeight = weight
 	b, err = os.ReadFile(filepath.Join(dir, "cpu.max"))
 	if err != nil {
 		return cg, err

@@ -17,12 +17,25 @@ import (
 )
 
 // Cgroup is what the kernel enforces for one container, read from its
-// cgroup. Zero fields were not read.
+// cgroup. On cgroup v2, set CPUWeight (cpu.weight) and leave CPUShares
+// zero: the suite converts the shares it asked for as the OCI runtimes do.
 type Cgroup struct {
 	MemoryLimitBytes int64
 	CPUShares        int64
+	CPUWeight        int64
 	CPUQuota         int64
 	CPUPeriod        int64
+}
+
+// expect is what a container given these limits must show, in the
+// flavour of cgroup got was read from.
+func expect(got Cgroup, memory, shares, quota, period int64) Cgroup {
+	want := Cgroup{MemoryLimitBytes: memory, CPUShares: shares, CPUQuota: quota, CPUPeriod: period}
+	if got.CPUWeight != 0 {
+		want.CPUShares = 0
+		want.CPUWeight = 1 + ((shares-2)*9999)/262142
+	}
+	return want
 }
 
 // Target is the implementation under test.
@@ -71,6 +84,7 @@ func Run(t *testing.T, target Target) {
 		{"ExecSync", s.testExecSync},
 		{"ResourceLimits", s.testResourceLimits},
 		{"Stats", s.testStats},
+		{"Images", s.testImages},
 		{"UnknownIDs", s.testUnknownIDs},
 		{"UnknownImage", s.testUnknownImage},
 		{"Events", s.testEvents},
@@ -295,6 +309,10 @@ func (s *suite) testSandboxLifecycle(t *testing.T) {
 		t.Errorf("network namespace mode %s, want NODE", got)
 	}
 
+	if _, err := s.Runtime.RunPodSandbox(ctx, cfg, ""); !errors.Is(err, core.ErrAlreadyExists) {
+		t.Errorf("second RunPodSandbox with the same name, uid and attempt: %v, want core.ErrAlreadyExists", err)
+	}
+
 	if err := s.Runtime.StopPodSandbox(ctx, id); err != nil {
 		t.Fatalf("StopPodSandbox: %v", err)
 	}
@@ -499,9 +517,19 @@ func (s *suite) testStopGrace(t *testing.T) {
 	// A process that handles SIGTERM ends on it, well before the grace
 	// period runs out.
 	graceful := s.startContainer(t, sbID, sb, s.containerConfig(sb, "graceful",
-		"sh", "-c", "trap 'exit 0' TERM; while true; do sleep 0.1; done"))
-	// Give the shell time to install its trap.
-	time.Sleep(300 * time.Millisecond)
+		"sh", "-c", "trap 'exit 0' TERM; touch /tmp/trapped; while true; do sleep 0.1; done"))
+	// Stop it only once the shell has installed its trap.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		res, err := s.Runtime.ExecSync(ctx, graceful, []string{"test", "-f", "/tmp/trapped"}, 10*time.Second)
+		if err == nil && res.ExitCode == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the shell did not install its trap within 30 s (last exec: %v, %v)", res, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 	start := time.Now()
 	if err := s.Runtime.StopContainer(ctx, graceful, 30); err != nil {
 		t.Fatalf("StopContainer(graceful): %v", err)
@@ -577,6 +605,9 @@ func (s *suite) testExecSync(t *testing.T) {
 	if res.ExitCode != 7 || !bytes.Contains(res.Stderr, []byte("oops")) {
 		t.Errorf("ExecSync exit 7: exit %d stderr %q", res.ExitCode, res.Stderr)
 	}
+	if _, err := s.Runtime.ExecSync(ctx, id, []string{"sleep", "30"}, 1500*time.Millisecond); !errors.Is(err, core.ErrTimeout) {
+		t.Errorf("ExecSync of a command that outlives its timeout: %v, want core.ErrTimeout", err)
+	}
 	if _, err := s.Runtime.ExecSync(ctx, "0000000000000000000000000000000000000000000000000000000000000000", []string{"true"}, time.Second); !errors.Is(err, core.ErrNotFound) {
 		t.Errorf("ExecSync in an unknown container: %v, want core.ErrNotFound", err)
 	}
@@ -607,8 +638,7 @@ func (s *suite) testResourceLimits(t *testing.T) {
 	if err != nil {
 		t.Fatalf("read cgroup: %v", err)
 	}
-	want := Cgroup{MemoryLimitBytes: 64 << 20, CPUShares: 512, CPUQuota: 50000, CPUPeriod: 100000}
-	if cg != want {
+	if want := expect(cg, 64<<20, 512, 50000, 100000); cg != want {
 		t.Errorf("cgroup %+v, want %+v", cg, want)
 	}
 
@@ -622,8 +652,7 @@ func (s *suite) testResourceLimits(t *testing.T) {
 	if err != nil {
 		t.Fatalf("read cgroup after update: %v", err)
 	}
-	want = Cgroup{MemoryLimitBytes: 128 << 20, CPUShares: 1024, CPUQuota: 200000, CPUPeriod: 100000}
-	if cg != want {
+	if want := expect(cg, 128<<20, 1024, 200000, 100000); cg != want {
 		t.Errorf("cgroup after update %+v, want %+v", cg, want)
 	}
 }
@@ -645,6 +674,50 @@ func (s *suite) testStats(t *testing.T) {
 	}
 	if stats[0].GetAttributes().GetMetadata().GetName() != "main" {
 		t.Errorf("container stats name %q, want main", stats[0].GetAttributes().GetMetadata().GetName())
+	}
+	if ws := stats[0].GetMemory().GetWorkingSetBytes(); ws == nil {
+		t.Error("container stats lack the memory working set")
+	}
+	sbStats, err := s.Runtime.ListPodSandboxStats(ctx, &runtimeapi.PodSandboxStatsFilter{Id: sbID})
+	if err != nil {
+		t.Fatalf("ListPodSandboxStats: %v", err)
+	}
+	if len(sbStats) != 1 || sbStats[0].GetAttributes().GetId() != sbID {
+		t.Fatalf("ListPodSandboxStats by id: %d entries, want exactly %s", len(sbStats), sbID)
+	}
+	if md := sbStats[0].GetAttributes().GetMetadata(); md.GetUid() != sb.Metadata.Uid {
+		t.Errorf("sandbox stats metadata %+v, want uid %s", md, sb.Metadata.Uid)
+	}
+}
+
+func (s *suite) testImages(t *testing.T) {
+	ctx := ctxFor(t)
+	images, err := s.Runtime.ListImages(ctx, nil)
+	if err != nil {
+		t.Fatalf("ListImages: %v", err)
+	}
+	status, err := s.Runtime.ImageStatus(ctx, &runtimeapi.ImageSpec{Image: s.Image}, false)
+	if err != nil || status.GetImage() == nil {
+		t.Fatalf("ImageStatus(%s): %+v, %v", s.Image, status.GetImage(), err)
+	}
+	found := false
+	for _, img := range images {
+		if img.GetId() == status.GetImage().GetId() {
+			found = true
+			if img.GetSize() == 0 {
+				t.Errorf("image %s has size 0", s.Image)
+			}
+		}
+	}
+	if !found {
+		t.Errorf("ListImages does not list %s (id %s)", s.Image, status.GetImage().GetId())
+	}
+	fs, err := s.Runtime.ImageFsInfo(ctx)
+	if err != nil {
+		t.Fatalf("ImageFsInfo: %v", err)
+	}
+	if len(fs.GetImageFilesystems()) == 0 || fs.GetImageFilesystems()[0].GetUsedBytes() == nil {
+		t.Errorf("ImageFsInfo reports no image filesystem usage: %+v", fs)
 	}
 }
 
