@@ -63,6 +63,10 @@ func subsystemOf(path string) string {
 	return ""
 }
 
+func isExample(path string) bool {
+	return path == module+"/examples" || strings.HasPrefix(path, module+"/examples/")
+}
+
 // checkGraph returns one message per forbidden edge in pkgs.
 func checkGraph(pkgs []goPackage) []string {
 	var bad []string
@@ -77,6 +81,15 @@ func checkGraph(pkgs []goPackage) []string {
 			}
 			if p.ImportPath == module+"/core" && strings.HasPrefix(dep, module+"/") {
 				bad = append(bad, p.ImportPath+" depends on "+dep+": core is the leaf package")
+			}
+			if p.ImportPath == module+"/crispec" && strings.HasPrefix(dep, module+"/") && dep != module+"/core" {
+				bad = append(bad, p.ImportPath+" depends on "+dep+": crispec translates without I/O and needs only core")
+			}
+			if !isExample(p.ImportPath) && (isExample(dep) || dep == module+"/internal/testenv") {
+				bad = append(bad, p.ImportPath+" depends on "+dep+": only tests and examples may")
+			}
+			if own == "" && !isExample(p.ImportPath) && subsystemOf(dep) != "" {
+				bad = append(bad, p.ImportPath+" depends on "+dep+": shared packages never import subsystems")
 			}
 		}
 		if own == "" {
@@ -107,10 +120,15 @@ func TestDependencyGraphCatchesViolations(t *testing.T) {
 		{ImportPath: module + "/statusmgr", XTestImports: []string{module + "/pleg/plegtest"}},
 		{ImportPath: module + "/examples/agent", Deps: []string{module + "/pleg", module + "/syncloop"}},
 		{ImportPath: module + "/pleg/plegtest", Deps: []string{module + "/pleg", module + "/core"}},
+		{ImportPath: module + "/crispec", Deps: []string{module + "/core", module + "/cri"}},
+		{ImportPath: module + "/cri", Deps: []string{module + "/internal/testenv", module + "/eviction"}},
 	}
 	got := checkGraph(pkgs)
 	want := []string{
 		module + "/core depends on " + module + "/cri: core is the leaf package",
+		module + "/cri depends on " + module + "/eviction: shared packages never import subsystems",
+		module + "/cri depends on " + module + "/internal/testenv: only tests and examples may",
+		module + "/crispec depends on " + module + "/cri: crispec translates without I/O and needs only core",
 		module + "/eviction depends on k8s.io/kubernetes/pkg/kubelet: k8s.io/kubernetes is not a library",
 		module + "/pleg depends on " + module + "/syncloop/internal/plan: subsystems never import each other",
 		module + "/statusmgr tests import " + module + "/pleg/plegtest: subsystems never import each other",

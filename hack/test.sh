@@ -11,6 +11,13 @@ if [ "$(id -u)" -eq 0 ]; then
 else
 	echo "test.sh: not root: skipping hack/testenv.sh install; the tests that need containerd will skip" >&2
 fi
+echo "+ gofmt -l ."
+unformatted="$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))"
+if [ -n "$unformatted" ]; then
+	echo "test.sh: gofmt would change:" >&2
+	echo "$unformatted" >&2
+	exit 1
+fi
 echo "+ go vet ./..."
 go vet ./...
 echo "+ go test -race -count=1 -timeout 30m ./... $*"

@@ -196,7 +196,11 @@ func runPod(ctx context.Context, out io.Writer, rt core.Runtime, tr *crispec.Tra
 	var ids []string
 	for i := range pod.Spec.Containers {
 		c := &pod.Spec.Containers[i]
-		cfg, err := tr.ContainerConfig(pod, c, crispec.ContainerOptions{PodIPs: podIPs})
+		imageRef, err := ensureImage(ctx, rt, pod, c, sbCfg)
+		if err != nil {
+			return err
+		}
+		cfg, err := tr.ContainerConfig(pod, c, crispec.ContainerOptions{PodIPs: podIPs, ImageRef: imageRef})
 		if err != nil {
 			return err
 		}
@@ -232,6 +236,23 @@ func runPod(ctx context.Context, out io.Writer, rt core.Runtime, tr *crispec.Tra
 		}
 	}
 	return printContainers(stopCtx, out, rt, sandboxID)
+}
+
+// ensureImage makes sure the container's image is present, pulling it
+// unless the pull policy forbids it, and returns its reference.
+func ensureImage(ctx context.Context, rt core.Runtime, pod *v1.Pod, c *v1.Container, sbCfg *runtimeapi.PodSandboxConfig) (string, error) {
+	spec := &runtimeapi.ImageSpec{Image: c.Image, UserSpecifiedImage: c.Image}
+	st, err := rt.ImageStatus(ctx, spec, false)
+	if err != nil {
+		return "", err
+	}
+	if img := st.GetImage(); img != nil && c.ImagePullPolicy != v1.PullAlways {
+		return img.GetId(), nil
+	}
+	if c.ImagePullPolicy == v1.PullNever {
+		return "", fmt.Errorf("pod %s/%s container %q: image %q is not present and imagePullPolicy is Never", pod.Namespace, pod.Name, c.Name, c.Image)
+	}
+	return rt.PullImage(ctx, spec, nil, sbCfg)
 }
 
 func printContainers(ctx context.Context, out io.Writer, rt core.Runtime, sandboxID string) error {

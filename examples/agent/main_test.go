@@ -15,7 +15,7 @@ import (
 // starts, runs, and stops gracefully.
 func TestRunBuiltInPodOnSimulatedRuntime(t *testing.T) {
 	var out bytes.Buffer
-	if err := run([]string{"-hold", "0s", "-pod-logs-root", t.TempDir()}, &out); err != nil {
+	if err := run([]string{"-hold", "1s", "-pod-logs-root", t.TempDir()}, &out); err != nil {
 		t.Fatalf("run: %v\n%s", err, out.String())
 	}
 	got := out.String()
@@ -29,6 +29,24 @@ func TestRunBuiltInPodOnSimulatedRuntime(t *testing.T) {
 		if !want.MatchString(got) {
 			t.Errorf("output lacks %s:\n%s", want, got)
 		}
+	}
+}
+
+func TestImageNotPresent(t *testing.T) {
+	manifest := filepath.Join(t.TempDir(), "pod.yaml")
+	if err := os.WriteFile(manifest, []byte(`apiVersion: v1
+kind: Pod
+metadata: {name: ghost}
+spec:
+  containers:
+  - {name: main, image: localhost/absent:v1, imagePullPolicy: Never}
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	err := run([]string{"-manifest", manifest, "-hold", "0s"}, &bytes.Buffer{})
+	want := `pod default/ghost container "main": image "localhost/absent:v1" is not present and imagePullPolicy is Never`
+	if err == nil || err.Error() != want {
+		t.Errorf("run: %v, want %q", err, want)
 	}
 }
 
@@ -58,7 +76,7 @@ func TestManifestErrors(t *testing.T) {
 func TestRunBuiltInPodOnContainerd(t *testing.T) {
 	cd := testenv.StartContainerd(t, testenv.Options{Version: testenv.Containerd16})
 	var out bytes.Buffer
-	if err := run([]string{"-runtime-endpoint", cd.Endpoint(), "-hold", "0s", "-pod-logs-root", t.TempDir()}, &out); err != nil {
+	if err := run([]string{"-runtime-endpoint", cd.Endpoint(), "-hold", "1s", "-pod-logs-root", t.TempDir()}, &out); err != nil {
 		t.Fatalf("run: %v\n%s", err, out.String())
 	}
 	for _, want := range []*regexp.Regexp{
