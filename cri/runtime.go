@@ -12,6 +12,7 @@ import (
 	"github.com/go-logr/logr"
 	"github.com/go-logr/zapr"
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	internalapi "k8s.io/cri-api/pkg/apis"
@@ -45,7 +46,8 @@ type Config struct {
 	// ConnectTimeout bounds New's wait for the runtime to answer. Default
 	// DefaultConnectTimeout.
 	ConnectTimeout time.Duration
-	// Logger receives the adapter's and cri-client's messages. Default: none.
+	// Logger receives cri-client's messages, at debug level: every failure
+	// is also returned to the caller. Default: none.
 	Logger *zap.Logger
 }
 
@@ -95,7 +97,8 @@ func New(ctx context.Context, cfg Config) (*Runtime, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := &Runtime{cfg: cfg, log: zapr.NewLogger(cfg.Logger.Named("cri-client"))}
+	clientLog := cfg.Logger.Named("cri-client").WithOptions(zap.WrapCore(func(c zapcore.Core) zapcore.Core { return debugCore{c} }))
+	r := &Runtime{cfg: cfg, log: zapr.NewLogger(clientLog)}
 	for _, ep := range []string{cfg.Endpoint, cfg.ImageEndpoint} {
 		if err := checkSocket(ep); err != nil {
 			return nil, err

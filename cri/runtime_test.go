@@ -10,6 +10,9 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -123,5 +126,20 @@ func TestClassify(t *testing.T) {
 	}
 	if classify("op", nil) != nil {
 		t.Error("classify(nil) is not nil")
+	}
+}
+
+func TestClientLogsAtDebugLevel(t *testing.T) {
+	core, logs := observer.New(zapcore.DebugLevel)
+	l := zap.New(core).WithOptions(zap.WrapCore(func(c zapcore.Core) zapcore.Core { return debugCore{c} }))
+	l.With(zap.String("k", "v")).Error("ContainerStatus from runtime service failed")
+	entries := logs.All()
+	if len(entries) != 1 || entries[0].Level != zapcore.DebugLevel || entries[0].ContextMap()["k"] != "v" {
+		t.Fatalf("entries %+v, want one debug entry with its fields", entries)
+	}
+	quiet, logs := observer.New(zapcore.InfoLevel)
+	zap.New(quiet).WithOptions(zap.WrapCore(func(c zapcore.Core) zapcore.Core { return debugCore{c} })).Error("noise")
+	if logs.Len() != 0 {
+		t.Errorf("an info-level logger kept %d demoted entries", logs.Len())
 	}
 }
