@@ -446,5 +446,3 @@ func TestConfigValidation(t *testing.T) {
 		t.Errorf("New with defaults: %v", err)
 	}
 }
-
-
