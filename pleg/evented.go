@@ -32,7 +32,9 @@ func (s *streamer) run(ctx context.Context) {
 			backoff = p.cfg.StreamRetryMin
 			p.metrics.streamConnects.Inc()
 			p.setStreaming(true)
-			p.log.Info("following the runtime's container events", zap.Duration("safetyRelistPeriod", p.cfg.EventedRelistPeriod))
+			// Debug only: a runtime without the call (containerd 1.6)
+			// opens the stream and rejects it right after.
+			p.log.Debug("container event stream open", zap.Duration("safetyRelistPeriod", p.cfg.EventedRelistPeriod))
 			// Anything may have happened while not connected.
 			p.RequestRelist()
 		})
@@ -133,6 +135,6 @@ func (p *PLEG) podOf(containerID string) types.UID {
 
 func (p *PLEG) setStreaming(on bool) {
 	p.hmu.Lock()
-	p.streaming, p.streamKnown = on, true
+	p.streaming = on
 	p.hmu.Unlock()
 }

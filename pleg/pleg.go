@@ -161,11 +161,10 @@ type PLEG struct {
 	records
 
 	// health and mode, read by Healthy from any goroutine.
-	hmu         sync.Mutex
-	lastRelist  time.Time // end of the last successful full relist
-	lastStart   time.Time // start of the last full relist, for the interval metric
-	streaming   bool      // the event stream is connected
-	streamKnown bool      // the runtime has been asked for its event stream
+	hmu        sync.Mutex
+	lastRelist time.Time // end of the last successful full relist
+	lastStart  time.Time // start of the last full relist, for the interval metric
+	streaming  bool      // the event stream is connected
 
 	kick chan struct{} // wakes Run for an early full relist
 	ran  chan struct{} // closed when Run starts

@@ -4,6 +4,10 @@ import (
 	"context"
 	"testing"
 	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
 )
 
 // start runs the PLEG until the test ends.
@@ -58,15 +62,16 @@ func TestRunRelistsEveryPeriod(t *testing.T) {
 
 // Without an event stream (containerd 1.6) the PLEG relists alone.
 func TestRunFallsBackWithoutEventStream(t *testing.T) {
-	e := newEnv(t, false)
+	logCore, logs := observer.New(zapcore.InfoLevel)
+	e := newEnv(t, false, func(c *Config) { c.Logger = zap.New(logCore) })
 	e.start()
-	e.eventually("the stream attempt", func() bool {
-		e.p.hmu.Lock()
-		defer e.p.hmu.Unlock()
-		return e.p.streamKnown
-	})
+	const fallback = "the runtime has no container event stream; relisting only"
+	e.eventually("the fallback to relisting", func() bool { return logs.FilterMessage(fallback).Len() > 0 })
 	if e.p.Streaming() {
 		t.Fatal("streaming on a runtime without events")
+	}
+	if got := logs.FilterMessage(fallback).Len(); got != 1 {
+		t.Errorf("the fallback was logged %d times, want once", got)
 	}
 	sbID, sb := e.runSandbox("p", true)
 	e.startContainer(sbID, sb, "app", "sleep", "3600")
