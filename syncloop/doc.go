@@ -1,8 +1,32 @@
 // Package syncloop drives each pod toward its spec: one worker per pod
 // creates the sandbox, runs init, sidecar and regular containers under the
-// restart policy with back-off, runs probes and lifecycle hooks, admits or
-// rejects pods, and terminates them gracefully.
+// restart policy with back-off, and terminates the pod gracefully.
 //
-// The package holds no code yet; its API is being designed against the
-// runtime port in package core.
+// It is built in layers, each usable alone:
+//
+//   - Workers: one goroutine per pod. Updates from pod sources, PLEG
+//     events and probes are coalesced (the newest spec wins, a kill is
+//     never lost), a pod's syncs never overlap, and its state moves one
+//     way: Syncing → Terminating → Terminated. Each sync waits for a
+//     runtime status observed after the previous one (StatusSource,
+//     satisfied by pleg.Cache). A kill interrupts a sync in flight; a
+//     shorter grace period interrupts a termination in flight and restarts
+//     it (EffectiveGracePeriod: a grace period only shrinks, never below
+//     1 s). Failed syncs are retried after BackOffPeriod, healthy pods
+//     resynced every ResyncInterval, both with up to 50 % jitter.
+//   - The work itself is a Syncer: SyncPod, SyncTerminatingPod,
+//     SyncTerminatedPod, called only from the pod's worker.
+//
+// # Wiring
+//
+//	w, err := syncloop.NewWorkers(syncloop.WorkersConfig{Syncer: driver, Status: p.Cache()})
+//	go w.Run(ctx)
+//	w.Update(syncloop.Update{Type: syncloop.UpdateCreate, Pod: pod})
+//	state, _ := w.State(pod.UID) // syncing, terminating, terminated
+//
+// # Not yet here
+//
+// The runtime driver that implements Syncer over core.Runtime, probes,
+// lifecycle hooks, admission, adoption of running containers after a
+// restart, container garbage collection and the metrics are being built.
 package syncloop

@@ -1,0 +1,419 @@
+package syncloop
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/clock"
+
+	"github.com/nodekit/nodekit/core"
+)
+
+// UpdateType says why a pod's worker is asked to act.
+type UpdateType int
+
+const (
+	// UpdateCreate: a source added the pod.
+	UpdateCreate UpdateType = iota
+	// UpdateUpdate: a source changed the pod.
+	UpdateUpdate
+	// UpdateSync: nothing changed in the spec; sync again (PLEG event,
+	// probe result, periodic resync).
+	UpdateSync
+	// UpdateKill: terminate the pod (deleted, evicted, rejected).
+	UpdateKill
+)
+
+func (t UpdateType) String() string {
+	switch t {
+	case UpdateCreate:
+		return "create"
+	case UpdateUpdate:
+		return "update"
+	case UpdateSync:
+		return "sync"
+	case UpdateKill:
+		return "kill"
+	}
+	return fmt.Sprintf("UpdateType(%d)", int(t))
+}
+
+// Update asks a pod's worker to act.
+type Update struct {
+	Type UpdateType
+	// Pod is the newest spec. Required.
+	Pod *v1.Pod
+	// KillGracePeriod, for UpdateKill, shortens the grace period (eviction
+	// asks for this). A grace period only ever shrinks.
+	KillGracePeriod *int64
+}
+
+// WorkerState is where a pod's worker is in the pod's life on the node.
+type WorkerState int
+
+const (
+	// Syncing: the pod should run; its worker drives the runtime toward the spec.
+	Syncing WorkerState = iota
+	// Terminating: the pod is being stopped; nothing new may start.
+	Terminating
+	// Terminated: nothing of the pod runs any more; its resources may go.
+	Terminated
+)
+
+func (s WorkerState) String() string {
+	return [...]string{"syncing", "terminating", "terminated"}[s]
+}
+
+// Syncer does a worker's work. The sync loop's runtime driver implements
+// it; tests plug in their own. Each method is called from the pod's worker
+// goroutine only, never twice at once for one pod.
+type Syncer interface {
+	// SyncPod moves the runtime one step toward the pod's spec. It
+	// returns terminal when the pod is done (its restart policy starts
+	// nothing more), which moves the worker to terminating.
+	SyncPod(ctx context.Context, pod *v1.Pod, status *core.PodStatus) (terminal bool, err error)
+	// SyncTerminatingPod stops every container of the pod within
+	// gracePeriod seconds. The worker calls it again, with the same or a
+	// shorter grace period, until it returns nil; its ctx is cancelled when
+	// a shorter grace period arrives.
+	SyncTerminatingPod(ctx context.Context, pod *v1.Pod, status *core.PodStatus, gracePeriod int64) error
+	// SyncTerminatedPod releases what the pod held once nothing of it runs.
+	SyncTerminatedPod(ctx context.Context, pod *v1.Pod, status *core.PodStatus) error
+}
+
+// StatusSource gives a worker the runtime status of its pod observed after
+// a given time; pleg.Cache implements it.
+type StatusSource interface {
+	GetNewerThan(ctx context.Context, uid types.UID, minTime time.Time) (*core.PodStatus, error)
+}
+
+// Defaults of WorkersConfig.
+const (
+	DefaultResyncInterval = time.Minute
+	DefaultBackOffPeriod  = 10 * time.Second
+)
+
+// WorkersConfig configures the pod workers.
+type WorkersConfig struct {
+	Syncer Syncer       // required
+	Status StatusSource // required
+	Clock  clock.WithTicker
+	Logger *zap.Logger
+	// ResyncInterval is how long a healthy pod waits for its next sync
+	// when nothing happens, with up to 50 % jitter. Default 1 min.
+	ResyncInterval time.Duration
+	// BackOffPeriod is how long a pod whose sync failed waits to retry,
+	// with up to 50 % jitter. Default 10 s.
+	BackOffPeriod time.Duration
+	// Jitter returns a float in [0, 1); default math/rand. Tests fix it.
+	Jitter func() float64
+}
+
+// Workers runs one worker per pod: updates to a pod are coalesced (the
+// newest spec wins, a kill is never lost), its syncs never overlap, and
+// its state moves one way, syncing → terminating → terminated.
+type Workers struct {
+	cfg WorkersConfig
+	log *zap.Logger
+
+	mu      sync.Mutex
+	ctx     context.Context // Run's; nil until Run
+	pods    map[types.UID]*podWorker
+	running sync.WaitGroup
+}
+
+// podWorker is one pod's worker. Its fields are guarded by Workers.mu.
+type podWorker struct {
+	uid     types.UID
+	pod     *v1.Pod
+	state   WorkerState
+	// grace is the effective termination grace period once terminating.
+	grace int64
+	// cancel interrupts the sync in flight: a SyncPod when the pod is to
+	// terminate, a SyncTerminatingPod when a shorter grace period arrives.
+	cancel  context.CancelFunc
+	wake    chan struct{}
+	started bool
+}
+
+// NewWorkers returns pod workers for cfg. Nothing runs until Run.
+func NewWorkers(cfg WorkersConfig) (*Workers, error) {
+	var errs []error
+	if cfg.Syncer == nil {
+		errs = append(errs, errors.New("Syncer is required"))
+	}
+	if cfg.Status == nil {
+		errs = append(errs, errors.New("Status is required"))
+	}
+	if cfg.ResyncInterval < 0 || cfg.BackOffPeriod < 0 {
+		errs = append(errs, fmt.Errorf("ResyncInterval %s and BackOffPeriod %s must be positive", cfg.ResyncInterval, cfg.BackOffPeriod))
+	}
+	if len(errs) > 0 {
+		return nil, fmt.Errorf("syncloop: workers: %w: %w", core.ErrInvalid, errors.Join(errs...))
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = clock.RealClock{}
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = zap.NewNop()
+	}
+	if cfg.ResyncInterval == 0 {
+		cfg.ResyncInterval = DefaultResyncInterval
+	}
+	if cfg.BackOffPeriod == 0 {
+		cfg.BackOffPeriod = DefaultBackOffPeriod
+	}
+	if cfg.Jitter == nil {
+		cfg.Jitter = rand.Float64
+	}
+	return &Workers{cfg: cfg, log: cfg.Logger, pods: map[types.UID]*podWorker{}}, nil
+}
+
+// Run starts the workers of the pods updated so far and of every pod
+// updated later, until ctx ends; then it waits for them and returns ctx's
+// error.
+func (w *Workers) Run(ctx context.Context) error {
+	w.mu.Lock()
+	if w.ctx != nil {
+		w.mu.Unlock()
+		return errors.New("syncloop: workers: Run called twice")
+	}
+	w.ctx = ctx
+	for _, pw := range w.pods {
+		w.startLocked(pw)
+	}
+	w.mu.Unlock()
+	<-ctx.Done()
+	w.running.Wait()
+	return ctx.Err()
+}
+
+// Update hands a pod update to the pod's worker and returns at once. An
+// update for a terminated pod is ignored until Forget.
+func (w *Workers) Update(u Update) {
+	if u.Pod == nil {
+		return
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	pw := w.pods[u.Pod.UID]
+	if pw == nil {
+		pw = &podWorker{uid: u.Pod.UID, wake: make(chan struct{}, 1)}
+		w.pods[u.Pod.UID] = pw
+	}
+	if pw.state == Terminated {
+		return
+	}
+	pw.pod = u.Pod
+	if u.Type == UpdateKill || u.Pod.DeletionTimestamp != nil || isTerminalPhase(u.Pod) {
+		w.terminateLocked(pw, u.KillGracePeriod)
+	}
+	w.wakeNow(pw)
+	if w.ctx != nil {
+		w.startLocked(pw)
+	}
+}
+
+// State reports a pod's worker state; false when the pod is unknown.
+func (w *Workers) State(uid types.UID) (WorkerState, bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	pw := w.pods[uid]
+	if pw == nil {
+		return 0, false
+	}
+	return pw.state, true
+}
+
+// Forget drops a terminated pod's worker, so that its UID could be used
+// again. It reports false, and forgets nothing, for a pod that is not
+// terminated.
+func (w *Workers) Forget(uid types.UID) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	pw := w.pods[uid]
+	if pw == nil || pw.state != Terminated {
+		return false
+	}
+	delete(w.pods, uid)
+	return true
+}
+
+func isTerminalPhase(pod *v1.Pod) bool {
+	return pod.Status.Phase == v1.PodSucceeded || pod.Status.Phase == v1.PodFailed
+}
+
+// terminateLocked moves the worker to terminating and shrinks its grace
+// period, interrupting a termination in flight when it shrank.
+func (w *Workers) terminateLocked(pw *podWorker, override *int64) {
+	grace := EffectiveGracePeriod(pw.grace, pw.pod, override)
+	switch {
+	case pw.state == Syncing:
+		pw.state, pw.grace = Terminating, grace
+	case pw.state == Terminating && grace < pw.grace:
+		pw.grace = grace
+	default:
+		return
+	}
+	if pw.cancel != nil {
+		pw.cancel()
+	}
+}
+
+// EffectiveGracePeriod is the grace period a terminating pod gets, as the
+// kubelet computes it: the apiserver's deletion grace period or a kill's
+// override when shorter than what the pod already had (current, 0 for
+// none), else the pod's own terminationGracePeriodSeconds (default 30 s);
+// never more than current once set, never less than 1 s.
+func EffectiveGracePeriod(current int64, pod *v1.Pod, override *int64) int64 {
+	grace := current
+	overridden := false
+	for _, o := range []*int64{pod.DeletionGracePeriodSeconds, override} {
+		if o != nil && (grace == 0 || *o < grace) {
+			grace, overridden = *o, true
+		}
+	}
+	if !overridden && grace == 0 {
+		grace = v1.DefaultTerminationGracePeriodSeconds
+		if s := pod.Spec.TerminationGracePeriodSeconds; s != nil {
+			grace = *s
+		}
+	}
+	return max(grace, 1)
+}
+
+func (w *Workers) startLocked(pw *podWorker) {
+	if pw.started || pw.state == Terminated {
+		return
+	}
+	pw.started = true
+	w.running.Add(1)
+	go func() {
+		defer w.running.Done()
+		w.work(w.ctx, pw)
+	}()
+}
+
+// work is one pod's worker loop.
+func (w *Workers) work(ctx context.Context, pw *podWorker) {
+	var lastSync time.Time
+	timer := w.cfg.Clock.NewTimer(time.Hour)
+	timer.Stop()
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-pw.wake:
+		case <-timer.C():
+		}
+		w.mu.Lock()
+		pod, state, grace := pw.pod, pw.state, pw.grace
+		syncCtx, cancel := context.WithCancel(ctx)
+		pw.cancel = cancel
+		w.mu.Unlock()
+
+		started := w.cfg.Clock.Now()
+		log := w.log.With(zap.String("pod", pod.Namespace+"/"+pod.Name), zap.String("podUID", string(pw.uid)), zap.Stringer("state", state))
+		status, err := w.cfg.Status.GetNewerThan(ctx, pw.uid, lastSync)
+		if err != nil {
+			cancel()
+			if ctx.Err() != nil {
+				return
+			}
+			log.Warn("no pod status to sync with", zap.Error(err))
+			w.requeue(timer, w.cfg.BackOffPeriod)
+			continue
+		}
+		lastSync = started
+
+		switch state {
+		case Syncing:
+			terminal, err := w.cfg.Syncer.SyncPod(syncCtx, pod, status)
+			interrupted := syncCtx.Err() != nil
+			cancel()
+			switch {
+			case ctx.Err() != nil:
+				return
+			case interrupted:
+				// The pod is to terminate: do that now.
+				w.wakeNow(pw)
+			case terminal:
+				w.mu.Lock()
+				w.terminateLocked(pw, nil)
+				w.mu.Unlock()
+				w.wakeNow(pw)
+			case err != nil:
+				log.Warn("sync failed; retrying", zap.Error(err))
+				w.requeue(timer, w.cfg.BackOffPeriod)
+			default:
+				w.requeue(timer, w.cfg.ResyncInterval)
+			}
+		case Terminating:
+			err := w.cfg.Syncer.SyncTerminatingPod(syncCtx, pod, status, grace)
+			interrupted := syncCtx.Err() != nil
+			cancel()
+			if ctx.Err() != nil {
+				return
+			}
+			if err != nil {
+				if interrupted {
+					// A shorter grace period arrived: start over with it.
+					w.wakeNow(pw)
+					continue
+				}
+				log.Warn("termination failed; retrying", zap.Error(err))
+				w.requeue(timer, w.cfg.BackOffPeriod)
+				continue
+			}
+			if err := w.finish(ctx, pw, pod); err != nil {
+				if ctx.Err() != nil {
+					return
+				}
+				log.Warn("cleanup of the terminated pod failed; retrying", zap.Error(err))
+				w.requeue(timer, w.cfg.BackOffPeriod)
+				continue
+			}
+			return
+		default:
+			cancel()
+			return
+		}
+	}
+}
+
+// finish runs SyncTerminatedPod with a status observed after every
+// container stopped, then marks the pod terminated.
+func (w *Workers) finish(ctx context.Context, pw *podWorker, pod *v1.Pod) error {
+	status, err := w.cfg.Status.GetNewerThan(ctx, pw.uid, w.cfg.Clock.Now())
+	if err != nil {
+		return err
+	}
+	if err := w.cfg.Syncer.SyncTerminatedPod(ctx, pod, status); err != nil {
+		return err
+	}
+	w.mu.Lock()
+	pw.state = Terminated
+	w.mu.Unlock()
+	return nil
+}
+
+func (w *Workers) wakeNow(pw *podWorker) {
+	select {
+	case pw.wake <- struct{}{}:
+	default:
+	}
+}
+
+// requeue arms the worker's timer for d plus up to 50 % jitter.
+func (w *Workers) requeue(t clock.Timer, d time.Duration) {
+	d += time.Duration(w.cfg.Jitter() * 0.5 * float64(d))
+	t.Reset(d)
+}

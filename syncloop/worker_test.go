@@ -1,0 +1,314 @@
+package syncloop
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	v1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/nodekit/nodekit/core"
+)
+
+func TestEffectiveGracePeriod(t *testing.T) {
+	i := func(n int64) *int64 { return &n }
+	pod := func(spec, deletion *int64) *v1.Pod {
+		return &v1.Pod{ObjectMeta: metav1.ObjectMeta{DeletionGracePeriodSeconds: deletion}, Spec: v1.PodSpec{TerminationGracePeriodSeconds: spec}}
+	}
+	for _, tc := range []struct {
+		name     string
+		current  int64
+		pod      *v1.Pod
+		override *int64
+		want     int64
+	}{
+		{"spec default", 0, pod(nil, nil), nil, 30},
+		{"spec", 0, pod(i(45), nil), nil, 45},
+		{"deletion grace wins over spec", 0, pod(i(45), i(10)), nil, 10},
+		{"kill override", 0, pod(i(45), nil), i(5), 5},
+		{"shortest of deletion and override", 0, pod(nil, i(8)), i(12), 8},
+		{"never grows", 10, pod(i(45), i(20)), nil, 10},
+		{"shrinks", 10, pod(nil, nil), i(3), 3},
+		{"zero becomes one", 0, pod(i(0), nil), nil, 1},
+		{"negative override becomes one", 0, pod(nil, nil), i(-5), 1},
+	} {
+		if got := EffectiveGracePeriod(tc.current, tc.pod, tc.override); got != tc.want {
+			t.Errorf("%s: %d, want %d", tc.name, got, tc.want)
+		}
+	}
+}
+
+// fakeSyncer records calls; syncs wait at its gate while one is set.
+type fakeSyncer struct {
+	mu        sync.Mutex
+	calls     []string
+	inFlight  map[types.UID]int
+	maxFlight int
+	gate      chan struct{} // when set, syncs wait for it to close (or for ctx)
+	terminal  bool          // SyncPod reports the pod done
+	fail      int           // the next SyncPod calls that fail
+	versions  []string      // label "v" of each SyncPod's pod
+	graces    []int64       // grace periods of SyncTerminatingPod
+}
+
+func (f *fakeSyncer) enter(uid types.UID, call string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.inFlight == nil {
+		f.inFlight = map[types.UID]int{}
+	}
+	f.inFlight[uid]++
+	f.maxFlight = max(f.maxFlight, f.inFlight[uid])
+	f.calls = append(f.calls, call)
+}
+
+func (f *fakeSyncer) leave(uid types.UID) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.inFlight[uid]--
+}
+
+func (f *fakeSyncer) wait(ctx context.Context) error {
+	f.mu.Lock()
+	gate := f.gate
+	f.mu.Unlock()
+	if gate == nil {
+		return nil
+	}
+	select {
+	case <-gate:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (f *fakeSyncer) SyncPod(ctx context.Context, pod *v1.Pod, _ *core.PodStatus) (bool, error) {
+	f.enter(pod.UID, "sync")
+	defer f.leave(pod.UID)
+	f.mu.Lock()
+	f.versions = append(f.versions, pod.Labels["v"])
+	terminal := f.terminal
+	fail := f.fail > 0
+	if fail {
+		f.fail--
+	}
+	f.mu.Unlock()
+	if err := f.wait(ctx); err != nil {
+		return false, err
+	}
+	if fail {
+		return false, errors.New("runtime said no")
+	}
+	return terminal, nil
+}
+
+func (f *fakeSyncer) SyncTerminatingPod(ctx context.Context, pod *v1.Pod, _ *core.PodStatus, grace int64) error {
+	f.enter(pod.UID, fmt.Sprintf("terminate(%d)", grace))
+	defer f.leave(pod.UID)
+	f.mu.Lock()
+	f.graces = append(f.graces, grace)
+	f.mu.Unlock()
+	return f.wait(ctx)
+}
+
+func (f *fakeSyncer) SyncTerminatedPod(_ context.Context, pod *v1.Pod, _ *core.PodStatus) error {
+	f.enter(pod.UID, "terminated")
+	defer f.leave(pod.UID)
+	return nil
+}
+
+func (f *fakeSyncer) get() (calls, versions []string, graces []int64, maxFlight int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]string(nil), f.calls...), append([]string(nil), f.versions...), append([]int64(nil), f.graces...), f.maxFlight
+}
+
+func (f *fakeSyncer) set(fn func(*fakeSyncer)) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	fn(f)
+}
+
+// freshStatus answers every status request at once.
+type freshStatus struct{}
+
+func (freshStatus) GetNewerThan(_ context.Context, uid types.UID, _ time.Time) (*core.PodStatus, error) {
+	return &core.PodStatus{UID: uid}, nil
+}
+
+func testPod(version string) *v1.Pod {
+	return &v1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "ns", UID: "uid-web", Labels: map[string]string{"v": version}}}
+}
+
+// runWorkers runs workers inside a synctest bubble, where time is virtual:
+// time.Sleep moves it, synctest.Wait lets every worker settle.
+func runWorkers(t *testing.T, f *fakeSyncer) (*Workers, func()) {
+	w, err := NewWorkers(WorkersConfig{Syncer: f, Status: freshStatus{}, Jitter: func() float64 { return 0 }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- w.Run(ctx) }()
+	return w, func() {
+		cancel()
+		if err := <-done; !errors.Is(err, context.Canceled) {
+			t.Errorf("Run: %v", err)
+		}
+	}
+}
+
+func TestWorkerSyncsAndResyncs(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := &fakeSyncer{}
+		w, stop := runWorkers(t, f)
+		defer stop()
+		w.Update(Update{Type: UpdateCreate, Pod: testPod("1")})
+		synctest.Wait()
+		time.Sleep(DefaultResyncInterval - time.Second)
+		synctest.Wait()
+		if calls, _, _, _ := f.get(); len(calls) != 1 {
+			t.Fatalf("calls before the resync interval: %v", calls)
+		}
+		time.Sleep(time.Second)
+		synctest.Wait()
+		if calls, _, _, _ := f.get(); len(calls) != 2 {
+			t.Fatalf("calls after the resync interval: %v", calls)
+		}
+		if s, ok := w.State("uid-web"); !ok || s != Syncing {
+			t.Errorf("state %v %v", s, ok)
+		}
+	})
+}
+
+// Updates that arrive during a sync are coalesced: the next sync sees the
+// newest spec, once; syncs of a pod never overlap.
+func TestWorkerCoalescesUpdates(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		gate := make(chan struct{})
+		f := &fakeSyncer{gate: gate}
+		w, stop := runWorkers(t, f)
+		defer stop()
+		w.Update(Update{Type: UpdateCreate, Pod: testPod("1")})
+		synctest.Wait() // the first sync is held at the gate
+		for v := 2; v <= 5; v++ {
+			w.Update(Update{Type: UpdateUpdate, Pod: testPod(fmt.Sprint(v))})
+		}
+		f.set(func(f *fakeSyncer) { f.gate = nil })
+		close(gate)
+		synctest.Wait()
+		_, versions, _, maxFlight := f.get()
+		if fmt.Sprint(versions) != "[1 5]" {
+			t.Errorf("synced versions %v, want [1 5]", versions)
+		}
+		if maxFlight != 1 {
+			t.Errorf("%d syncs of one pod at once", maxFlight)
+		}
+	})
+}
+
+func TestWorkerRetriesAfterBackOff(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := &fakeSyncer{fail: 1}
+		w, stop := runWorkers(t, f)
+		defer stop()
+		w.Update(Update{Type: UpdateCreate, Pod: testPod("1")})
+		synctest.Wait()
+		time.Sleep(DefaultBackOffPeriod - time.Millisecond)
+		synctest.Wait()
+		if calls, _, _, _ := f.get(); len(calls) != 1 {
+			t.Fatalf("retried before the back-off period: %v", calls)
+		}
+		time.Sleep(time.Millisecond)
+		synctest.Wait()
+		if calls, _, _, _ := f.get(); len(calls) != 2 {
+			t.Fatalf("not retried after the back-off period: %v", calls)
+		}
+	})
+}
+
+// A kill interrupts a sync in flight; a shorter grace period interrupts
+// the termination and restarts it; the pod ends terminated and stays so.
+func TestWorkerKill(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		gate := make(chan struct{})
+		f := &fakeSyncer{gate: gate}
+		w, stop := runWorkers(t, f)
+		defer stop()
+		pod := testPod("1")
+		pod.Spec.TerminationGracePeriodSeconds = func(n int64) *int64 { return &n }(45)
+		w.Update(Update{Type: UpdateCreate, Pod: pod})
+		synctest.Wait() // SyncPod held
+		w.Update(Update{Type: UpdateKill, Pod: pod})
+		synctest.Wait() // SyncPod interrupted, SyncTerminatingPod(45) held
+		if s, _ := w.State("uid-web"); s != Terminating {
+			t.Fatalf("state after kill: %v", s)
+		}
+		short, longer := int64(5), int64(20)
+		w.Update(Update{Type: UpdateKill, Pod: pod, KillGracePeriod: &short})
+		synctest.Wait() // restarted with 5
+		w.Update(Update{Type: UpdateKill, Pod: pod, KillGracePeriod: &longer})
+		synctest.Wait() // a longer one changes nothing
+		close(gate)
+		synctest.Wait()
+		calls, _, _, maxFlight := f.get()
+		if fmt.Sprint(calls) != "[sync terminate(45) terminate(5) terminated]" {
+			t.Errorf("calls %v", calls)
+		}
+		if maxFlight != 1 {
+			t.Errorf("%d syncs of one pod at once", maxFlight)
+		}
+		if s, _ := w.State("uid-web"); s != Terminated {
+			t.Fatalf("state: %v, want terminated", s)
+		}
+		w.Update(Update{Type: UpdateCreate, Pod: testPod("2")})
+		synctest.Wait()
+		if calls2, _, _, _ := f.get(); len(calls2) != len(calls) {
+			t.Errorf("a terminated pod was synced again: %v", calls2)
+		}
+		if !w.Forget("uid-web") {
+			t.Error("Forget of a terminated pod failed")
+		}
+		if _, ok := w.State("uid-web"); ok {
+			t.Error("a forgotten pod is still known")
+		}
+	})
+}
+
+// SyncPod saying the pod is done moves it to termination with its own
+// grace period.
+func TestWorkerTerminalPod(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := &fakeSyncer{terminal: true}
+		w, stop := runWorkers(t, f)
+		defer stop()
+		w.Update(Update{Type: UpdateCreate, Pod: testPod("1")})
+		synctest.Wait()
+		if calls, _, _, _ := f.get(); fmt.Sprint(calls) != "[sync terminate(30) terminated]" {
+			t.Errorf("calls %v", calls)
+		}
+		if s, _ := w.State("uid-web"); s != Terminated {
+			t.Errorf("state %v", s)
+		}
+	})
+}
+
+func TestNewWorkersValidation(t *testing.T) {
+	_, err := NewWorkers(WorkersConfig{BackOffPeriod: -time.Second})
+	if !errors.Is(err, core.ErrInvalid) {
+		t.Fatalf("err %v", err)
+	}
+	for _, want := range []string{"Syncer is required", "Status is required", "BackOffPeriod -1s"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q lacks %q", err, want)
+		}
+	}
+}
