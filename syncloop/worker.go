@@ -131,9 +131,9 @@ type Workers struct {
 
 // podWorker is one pod's worker. Its fields are guarded by Workers.mu.
 type podWorker struct {
-	uid     types.UID
-	pod     *v1.Pod
-	state   WorkerState
+	uid   types.UID
+	pod   *v1.Pod
+	state WorkerState
 	// grace is the effective termination grace period once terminating.
 	grace int64
 	// cancel interrupts the sync in flight: a SyncPod when the pod is to
