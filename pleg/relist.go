@@ -82,6 +82,16 @@ func (r *records) mark(pod *podRecord) {
 	r.enqueue(pod)
 }
 
+// markUnlisted records as gone what of pod the current list did not show.
+func (r *records) markUnlisted(pod *podRecord) {
+	for _, e := range pod.entities {
+		if e.seen != r.gen && e.cur != nonExistent {
+			e.cur = nonExistent
+			r.mark(pod)
+		}
+	}
+}
+
 func (r *records) enqueue(pod *podRecord) {
 	if !pod.queued {
 		pod.queued = true
@@ -132,12 +142,7 @@ func (p *PLEG) Relist(ctx context.Context) error {
 	}
 	// What was not listed is gone; pods marked for reinspection are due.
 	for _, pod := range p.pods {
-		for _, e := range pod.entities {
-			if e.seen != p.gen && e.cur != nonExistent {
-				e.cur = nonExistent
-				p.mark(pod)
-			}
-		}
+		p.markUnlisted(pod)
 		if pod.reinspect {
 			p.enqueue(pod)
 		}
@@ -178,12 +183,7 @@ func (p *PLEG) RelistPod(ctx context.Context, uid types.UID) error {
 		p.observe(uid, c.GetId(), false, containerState(c.GetState()), c.GetState())
 	}
 	if pod := p.pods[uid]; pod != nil {
-		for _, e := range pod.entities {
-			if e.seen != p.gen && e.cur != nonExistent {
-				e.cur = nonExistent
-				p.mark(pod)
-			}
-		}
+		p.markUnlisted(pod)
 		p.enqueue(pod)
 	}
 	p.inspect(ctx, start)
