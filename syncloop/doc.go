@@ -15,7 +15,15 @@
 //     1 s). Failed syncs are retried after BackOffPeriod, healthy pods
 //     resynced every ResyncInterval, both with up to 50 % jitter.
 //   - The work itself is a Syncer: SyncPod, SyncTerminatingPod,
-//     SyncTerminatedPod, called only from the pod's worker.
+//     SyncTerminatedPod, called only from the pod's worker. Driver is the
+//     Syncer over core.Runtime; today it terminates pods: regular
+//     containers in parallel, then sidecars last-declared first
+//     (TerminationOrder), all within one grace period, then the sandbox.
+//   - BackOff holds back restarts of crashing containers (CrashLoopBackOff:
+//     a first restart at once, then 10 s doubling to 300 s, reset by a run
+//     of 10 min) and image pulls that failed (ImagePullBackOff), with the
+//     kubelet's keys and messages (CrashLoopBackOffMessage,
+//     ImagePullBackOffMessage).
 //
 // # Wiring
 //
@@ -26,7 +34,8 @@
 //
 // # Not yet here
 //
-// The runtime driver that implements Syncer over core.Runtime, probes,
-// lifecycle hooks, admission, adoption of running containers after a
-// restart, container garbage collection and the metrics are being built.
+// The driver's SyncPod (the pod actions plan: sandboxes, init containers,
+// sidecars, restarts), probes, lifecycle hooks, admission, adoption of
+// running containers after a restart, container garbage collection and the
+// metrics are being built.
 package syncloop
