@@ -14,11 +14,20 @@
 //     it (EffectiveGracePeriod: a grace period only shrinks, never below
 //     1 s). Failed syncs are retried after BackOffPeriod, healthy pods
 //     resynced every ResyncInterval, both with up to 50 % jitter.
+//   - Plan is the deterministic core: the kubelet's computePodActions as a
+//     pure function of the pod, its runtime status (core.PodStatus) and
+//     probe and back-off results. It returns PodActions: kill the pod,
+//     replace the sandbox, kill or reset containers, start init containers
+//     one at a time, sidecars and regular containers per restart policy,
+//     with the restart counts, the containers held back and, when nothing
+//     more will run, the pod's outcome.
 //   - The work itself is a Syncer: SyncPod, SyncTerminatingPod,
 //     SyncTerminatedPod, called only from the pod's worker. Driver is the
-//     Syncer over core.Runtime; today it terminates pods: regular
-//     containers in parallel, then sidecars last-declared first
-//     (TerminationOrder), all within one grace period, then the sandbox.
+//     Syncer over core.Runtime: SyncPod carries out one Plan (pulling
+//     images the pull policy allows, translating with crispec), and
+//     SyncTerminatingPod stops regular containers in parallel, then
+//     sidecars last-declared first (TerminationOrder), all within one
+//     grace period, then the sandbox.
 //   - BackOff holds back restarts of crashing containers (CrashLoopBackOff:
 //     a first restart at once, then 10 s doubling to 300 s, reset by a run
 //     of 10 min) and image pulls that failed (ImagePullBackOff), with the
@@ -34,8 +43,7 @@
 //
 // # Not yet here
 //
-// The driver's SyncPod (the pod actions plan: sandboxes, init containers,
-// sidecars, restarts), probes, lifecycle hooks, admission, adoption of
-// running containers after a restart, container garbage collection and the
-// metrics are being built.
+// Probes (the plan already takes their results), lifecycle hooks,
+// admission, adoption of running containers after a restart, container
+// garbage collection and the metrics are being built.
 package syncloop
