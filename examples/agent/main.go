@@ -1,8 +1,9 @@
-// Command agent is nodekit's example node agent. Today it runs one pod
-// through the runtime port the way the agent's pod workers will: translate
-// the pod with crispec, run its sandbox and containers, show them as crictl
-// would, then stop and remove them. The sync loop, PLEG and status manager
-// that turn this into a long-running agent are not built yet.
+// Command agent is nodekit's example node agent. It runs one pod the way
+// the agent runs every pod: the PLEG watches the runtime, the pod's worker
+// (syncloop) drives the runtime toward the spec through the driver, every
+// PLEG event wakes the worker, and after a while the pod is killed and
+// terminates gracefully. Pod sources, the status manager and the other
+// subsystems join as they are built.
 //
 // With no flags it runs a built-in pod on the simulated runtime and needs
 // no setup:
@@ -18,13 +19,13 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
 	"strings"
+	"sync"
 	"syscall"
 	"text/tabwriter"
 	"time"
@@ -42,7 +43,9 @@ import (
 	"github.com/nodekit/nodekit/core"
 	"github.com/nodekit/nodekit/cri"
 	"github.com/nodekit/nodekit/crispec"
+	"github.com/nodekit/nodekit/pleg"
 	"github.com/nodekit/nodekit/runtimetest"
+	"github.com/nodekit/nodekit/syncloop"
 )
 
 const simulatedImage = "localhost/busybox:latest"
@@ -60,7 +63,7 @@ func run(args []string, out io.Writer) error {
 	manifest := fs.String("manifest", "", "pod manifest, YAML or JSON (default: a built-in pod)")
 	logsRoot := fs.String("pod-logs-root", "", "directory for pod logs (default: a temporary directory)")
 	hold := fs.Duration("hold", 2*time.Second, "how long the pod runs before it is stopped")
-	verbose := fs.Bool("v", false, "log what the runtime adapter does")
+	verbose := fs.Bool("v", false, "log what the PLEG, the pod workers, the driver and the runtime do")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -96,7 +99,7 @@ func run(args []string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	return runPod(ctx, out, rt, tr, pod, *hold)
+	return runPod(ctx, out, rt, tr, pod, *hold, logger)
 }
 
 func openRuntime(ctx context.Context, endpoint string, logger *zap.Logger) (core.Runtime, func(), error) {
@@ -161,62 +164,85 @@ func defaultPod() *v1.Pod {
 	}
 }
 
-// runPod does once what a pod worker does for a new pod and for its
-// deletion.
-func runPod(ctx context.Context, out io.Writer, rt core.Runtime, tr *crispec.Translator, pod *v1.Pod, hold time.Duration) error {
-	sbCfg, err := tr.SandboxConfig(pod, 0, crispec.SandboxOptions{})
-	if err != nil {
-		return err
-	}
-	if err := os.MkdirAll(sbCfg.LogDirectory, 0o755); err != nil {
-		return err
-	}
-	sandboxID, err := rt.RunPodSandbox(ctx, sbCfg, "")
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(out, "pod %s/%s: sandbox %s\n", pod.Namespace, pod.Name, short(sandboxID))
-	defer func() {
-		// Take the pod down even when interrupted.
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		if err := rt.StopPodSandbox(ctx, sandboxID); err != nil {
-			fmt.Fprintln(out, "stop sandbox:", err)
-		}
-		if err := rt.RemovePodSandbox(ctx, sandboxID); err != nil {
-			fmt.Fprintln(out, "remove sandbox:", err)
-		}
-		fmt.Fprintf(out, "pod %s/%s: sandbox removed\n", pod.Namespace, pod.Name)
-	}()
-	var podIPs []string
-	if st, err := rt.PodSandboxStatus(ctx, sandboxID, false); err == nil && st.GetStatus().GetNetwork().GetIp() != "" {
-		podIPs = append(podIPs, st.GetStatus().GetNetwork().GetIp())
-	}
-
-	var ids []string
+// runPod runs the pod the way the agent runs every pod: the PLEG watches
+// the runtime, the pod's worker drives it toward the spec through the
+// driver, and every PLEG event for the pod wakes its worker. After hold,
+// the pod is killed and terminates gracefully.
+func runPod(ctx context.Context, out io.Writer, rt core.Runtime, tr *crispec.Translator, pod *v1.Pod, hold time.Duration, logger *zap.Logger) error {
 	for i := range pod.Spec.Containers {
 		c := &pod.Spec.Containers[i]
-		imageRef, err := ensureImage(ctx, rt, pod, c, sbCfg)
+		cfg, err := tr.ContainerConfig(pod, c, crispec.ContainerOptions{})
 		if err != nil {
-			return err
-		}
-		cfg, err := tr.ContainerConfig(pod, c, crispec.ContainerOptions{PodIPs: podIPs, ImageRef: imageRef})
-		if err != nil {
-			return err
-		}
-		id, err := rt.CreateContainer(ctx, sandboxID, cfg, sbCfg)
-		if err != nil {
-			return err
-		}
-		if err := rt.StartContainer(ctx, id); err != nil {
 			return err
 		}
 		r := cfg.GetLinux().GetResources()
 		fmt.Fprintf(out, "container %q: %s, cpu shares %d, quota %d/%d, memory limit %d\n",
 			c.Name, strings.Join(cfg.GetCommand(), " "), r.GetCpuShares(), r.GetCpuQuota(), r.GetCpuPeriod(), r.GetMemoryLimitInBytes())
-		ids = append(ids, id)
 	}
-	if err := printContainers(ctx, out, rt, sandboxID); err != nil {
+	// The pod's worker would retry a missing image forever, as the
+	// kubelet does; a command line is better told at once.
+	for i := range pod.Spec.Containers {
+		c := &pod.Spec.Containers[i]
+		if c.ImagePullPolicy != v1.PullNever {
+			continue
+		}
+		st, err := rt.ImageStatus(ctx, &runtimeapi.ImageSpec{Image: c.Image}, false)
+		if err != nil {
+			return err
+		}
+		if st.GetImage() == nil {
+			return fmt.Errorf("pod %s/%s container %q: image %q is not present and imagePullPolicy is Never", pod.Namespace, pod.Name, c.Name, c.Image)
+		}
+	}
+	p, err := pleg.New(pleg.Config{Runtime: rt, Logger: logger.Named("pleg")})
+	if err != nil {
+		return err
+	}
+	driver, err := syncloop.NewDriver(syncloop.DriverConfig{Runtime: rt, Translator: tr, Logger: logger.Named("driver")})
+	if err != nil {
+		return err
+	}
+	workers, err := syncloop.NewWorkers(syncloop.WorkersConfig{Syncer: driver, Status: p.Cache(), Logger: logger.Named("workers")})
+	if err != nil {
+		return err
+	}
+	events := p.Watch()
+	runCtx, stop := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	wg.Go(func() { _ = p.Run(runCtx) })
+	wg.Go(func() { _ = workers.Run(runCtx) })
+	wg.Go(func() {
+		for ev := range events.Events() {
+			if ev.PodUID == pod.UID {
+				workers.Update(syncloop.Update{Type: syncloop.UpdateSync, Pod: pod})
+			}
+		}
+	})
+	defer func() {
+		stop()
+		events.Close()
+		wg.Wait()
+		removeSandboxes(out, rt, pod)
+	}()
+
+	workers.Update(syncloop.Update{Type: syncloop.UpdateCreate, Pod: pod})
+	running := func() bool {
+		st, _ := p.Cache().Get(pod.UID)
+		if st == nil {
+			return false
+		}
+		n := 0
+		for _, cs := range st.ContainerStatuses {
+			if cs.GetState() == runtimeapi.ContainerState_CONTAINER_RUNNING {
+				n++
+			}
+		}
+		return n == len(pod.Spec.Containers)
+	}
+	if err := waitUntil(ctx, time.Minute, running); err != nil {
+		return fmt.Errorf("pod %s/%s: containers not running: %w", pod.Namespace, pod.Name, err)
+	}
+	if err := printContainers(ctx, out, rt, pod); err != nil {
 		return err
 	}
 
@@ -224,39 +250,55 @@ func runPod(ctx context.Context, out io.Writer, rt core.Runtime, tr *crispec.Tra
 	case <-ctx.Done():
 	case <-time.After(hold):
 	}
-	grace := int64(v1.DefaultTerminationGracePeriodSeconds)
-	if pod.Spec.TerminationGracePeriodSeconds != nil {
-		grace = *pod.Spec.TerminationGracePeriodSeconds
+	workers.Update(syncloop.Update{Type: syncloop.UpdateKill, Pod: pod})
+	grace := syncloop.EffectiveGracePeriod(0, pod, nil)
+	terminated := func() bool { s, _ := workers.State(pod.UID); return s == syncloop.Terminated }
+	if err := waitUntil(context.Background(), time.Duration(grace+30)*time.Second, terminated); err != nil {
+		return fmt.Errorf("pod %s/%s: not terminated: %w", pod.Namespace, pod.Name, err)
 	}
-	stopCtx, cancel := context.WithTimeout(context.Background(), time.Duration(grace+10)*time.Second)
-	defer cancel()
-	for _, id := range ids {
-		if err := rt.StopContainer(stopCtx, id, grace); err != nil && !errors.Is(err, core.ErrNotFound) {
-			return err
+	return printContainers(context.Background(), out, rt, pod)
+}
+
+// waitUntil polls cond until it holds, ctx ends or limit passes.
+func waitUntil(ctx context.Context, limit time.Duration, cond func() bool) error {
+	deadline := time.After(limit)
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for !cond() {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-deadline:
+			return fmt.Errorf("gave up after %s", limit)
+		case <-tick.C:
 		}
 	}
-	return printContainers(stopCtx, out, rt, sandboxID)
+	return nil
 }
 
-// ensureImage makes sure the container's image is present, pulling it
-// unless the pull policy forbids it, and returns its reference.
-func ensureImage(ctx context.Context, rt core.Runtime, pod *v1.Pod, c *v1.Container, sbCfg *runtimeapi.PodSandboxConfig) (string, error) {
-	spec := &runtimeapi.ImageSpec{Image: c.Image, UserSpecifiedImage: c.Image}
-	st, err := rt.ImageStatus(ctx, spec, false)
+// removeSandboxes takes away what is left of the pod, as the agent's
+// garbage collection will.
+func removeSandboxes(out io.Writer, rt core.Runtime, pod *v1.Pod) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	sbs, err := rt.ListPodSandbox(ctx, &runtimeapi.PodSandboxFilter{LabelSelector: map[string]string{core.LabelPodUID: string(pod.UID)}})
 	if err != nil {
-		return "", err
+		fmt.Fprintln(out, "list sandboxes:", err)
+		return
 	}
-	if img := st.GetImage(); img != nil && c.ImagePullPolicy != v1.PullAlways {
-		return img.GetId(), nil
+	for _, sb := range sbs {
+		if err := rt.StopPodSandbox(ctx, sb.GetId()); err != nil {
+			fmt.Fprintln(out, "stop sandbox:", err)
+		}
+		if err := rt.RemovePodSandbox(ctx, sb.GetId()); err != nil {
+			fmt.Fprintln(out, "remove sandbox:", err)
+		}
 	}
-	if c.ImagePullPolicy == v1.PullNever {
-		return "", fmt.Errorf("pod %s/%s container %q: image %q is not present and imagePullPolicy is Never", pod.Namespace, pod.Name, c.Name, c.Image)
-	}
-	return rt.PullImage(ctx, spec, nil, sbCfg)
+	fmt.Fprintf(out, "pod %s/%s: sandbox removed\n", pod.Namespace, pod.Name)
 }
 
-func printContainers(ctx context.Context, out io.Writer, rt core.Runtime, sandboxID string) error {
-	list, err := rt.ListContainers(ctx, &runtimeapi.ContainerFilter{PodSandboxId: sandboxID})
+func printContainers(ctx context.Context, out io.Writer, rt core.Runtime, pod *v1.Pod) error {
+	list, err := rt.ListContainers(ctx, &runtimeapi.ContainerFilter{LabelSelector: map[string]string{core.LabelPodUID: string(pod.UID)}})
 	if err != nil {
 		return err
 	}
