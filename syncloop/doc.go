@@ -43,7 +43,13 @@
 //
 // # Not yet here
 //
-// Probes (the plan already takes their results), lifecycle hooks,
-// admission, adoption of running containers after a restart, container
-// garbage collection and the metrics are being built.
+//   - ProbeRunner runs one probe attempt as the kubelet's prober does:
+//     exec through core.ExecSyncer, httpGet (2xx succeeds, redirects
+//     followed on the same host only, 10 KiB of body kept, User-Agent
+//     kube-probe/1.37), tcpSocket and grpc health.
+//
+// The probe workers that run probes on their period with thresholds and
+// feed Plan, lifecycle hooks, admission, adoption of running containers
+// after a restart, container garbage collection and the metrics are being
+// built.
 package syncloop
