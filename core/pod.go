@@ -59,3 +59,18 @@ type PodStatus struct {
 	// ObservedAt is when the runtime was asked for this status.
 	ObservedAt time.Time
 }
+
+// SandboxIPs returns a sandbox's IPs, primary first; none for a sandbox on
+// the host network or without an address.
+func SandboxIPs(sb *runtimeapi.PodSandboxStatus) []string {
+	net := sb.GetNetwork()
+	if net.GetIp() == "" {
+		return nil
+	}
+	ips := make([]string, 0, 1+len(net.GetAdditionalIps()))
+	ips = append(ips, net.GetIp())
+	for _, ip := range net.GetAdditionalIps() {
+		ips = append(ips, ip.GetIp())
+	}
+	return ips
+}

@@ -344,15 +344,7 @@ func (p *PLEG) podIPs(uid types.UID, status *core.PodStatus) []string {
 		if sb.GetState() != runtimeapi.PodSandboxState_SANDBOX_READY {
 			continue
 		}
-		net := sb.GetNetwork()
-		if net.GetIp() == "" {
-			return nil
-		}
-		ips := []string{net.GetIp()}
-		for _, ip := range net.GetAdditionalIps() {
-			ips = append(ips, ip.GetIp())
-		}
-		return ips
+		return core.SandboxIPs(sb)
 	}
 	if old := p.cachedStatus(uid); old != nil {
 		return old.IPs

@@ -130,10 +130,14 @@ func (d *Driver) SyncPod(ctx context.Context, pod *v1.Pod, status *core.PodStatu
 		}
 	}
 
+	// The sandbox to start containers in: a new one, or the current one
+	// as the PLEG's status shows it.
 	attempt := actions.Attempt
+	var current *runtimeapi.PodSandboxStatus
 	if !actions.CreateSandbox {
 		for _, sb := range status.SandboxStatuses {
 			if sb.GetId() == actions.SandboxID {
+				current = sb
 				attempt = sb.GetMetadata().GetAttempt()
 			}
 		}
@@ -154,17 +158,15 @@ func (d *Driver) SyncPod(ctx context.Context, pod *v1.Pod, status *core.PodStatu
 	if sandboxID == "" {
 		return false, nil
 	}
-	var podIPs []string
-	if st, err := d.cfg.Runtime.PodSandboxStatus(ctx, sandboxID, false); err == nil {
-		if net := st.GetStatus().GetNetwork(); net.GetIp() != "" {
-			podIPs = append(podIPs, net.GetIp())
-			for _, ip := range net.GetAdditionalIps() {
-				podIPs = append(podIPs, ip.GetIp())
-			}
+	// Only a sandbox created just now must be asked for its network.
+	if current == nil {
+		st, err := d.cfg.Runtime.PodSandboxStatus(ctx, sandboxID, false)
+		if err != nil {
+			return false, err
 		}
-	} else {
-		return false, err
+		current = st.GetStatus()
 	}
+	podIPs := core.SandboxIPs(current)
 	start := func(c *v1.Container, restartCount int) error {
 		imageRef, err := d.ensureImage(ctx, pod, c, sbCfg)
 		if err != nil {
