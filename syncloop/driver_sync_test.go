@@ -89,10 +89,7 @@ func newDriver(t *testing.T, rt *runtimetest.Runtime) *Driver {
 // back-off that doubles: the driver, the plan and the back-off together.
 func TestDriverCrashLoop(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		rt, err := runtimetest.New(runtimetest.Config{Images: []string{testImage}})
-		if err != nil {
-			t.Fatal(err)
-		}
+		rt := simRuntime(t)
 		d := newDriver(t, rt)
 		pod := &v1.Pod{
 			ObjectMeta: metav1.ObjectMeta{Name: "crash", Namespace: "ns", UID: "uid-crash"},
@@ -132,10 +129,7 @@ func TestDriverCrashLoop(t *testing.T) {
 // sandbox and reports it terminal.
 func TestDriverNeverPodCompletes(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		rt, err := runtimetest.New(runtimetest.Config{Images: []string{testImage}})
-		if err != nil {
-			t.Fatal(err)
-		}
+		rt := simRuntime(t)
 		d := newDriver(t, rt)
 		pod := &v1.Pod{
 			ObjectMeta: metav1.ObjectMeta{Name: "job", Namespace: "ns", UID: "uid-job"},
@@ -165,16 +159,13 @@ func TestDriverNeverPodCompletes(t *testing.T) {
 
 // The image must be there when the pull policy is Never.
 func TestDriverImageNeverPulled(t *testing.T) {
-	rt, err := runtimetest.New(runtimetest.Config{Images: []string{testImage}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	rt := simRuntime(t)
 	d := newDriver(t, rt)
 	pod := &v1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Name: "ghost", Namespace: "ns", UID: "uid-ghost"},
 		Spec:       v1.PodSpec{Containers: []v1.Container{{Name: "main", Image: "localhost/absent:v1", ImagePullPolicy: v1.PullNever}}},
 	}
-	_, err = d.SyncPod(context.Background(), pod, statusOf(t, rt, pod))
+	_, err := d.SyncPod(context.Background(), pod, statusOf(t, rt, pod))
 	want := `pod ns/ghost container "main": image "localhost/absent:v1" is not present and imagePullPolicy is Never: not found`
 	if err == nil || err.Error() != want {
 		t.Errorf("SyncPod: %v\nwant %s", err, want)

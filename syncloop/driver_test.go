@@ -17,6 +17,17 @@ import (
 
 const testImage = "localhost/busybox:latest"
 
+// simRuntime is a simulated runtime holding testImage, on the real clock
+// (virtual inside a synctest bubble).
+func simRuntime(t *testing.T) *runtimetest.Runtime {
+	t.Helper()
+	rt, err := runtimetest.New(runtimetest.Config{Images: []string{testImage}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rt
+}
+
 // runRaw starts the pod's containers directly, as a previous sync would
 // have, and returns the pod's status.
 func runRaw(t *testing.T, rt *runtimetest.Runtime, pod *v1.Pod) *core.PodStatus {
@@ -72,10 +83,7 @@ func runRaw(t *testing.T, rt *runtimetest.Runtime, pod *v1.Pod) *core.PodStatus 
 // the sandbox last.
 func TestDriverTerminatesInOrder(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		rt, err := runtimetest.New(runtimetest.Config{Images: []string{testImage}})
-		if err != nil {
-			t.Fatal(err)
-		}
+		rt := simRuntime(t)
 		always := v1.ContainerRestartPolicyAlways
 		trap := []string{"sh", "-c", "trap 'exit 0' TERM; while true; do sleep 1; done"}
 		pod := &v1.Pod{

@@ -18,16 +18,12 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 
 	"github.com/nodekit/nodekit/core"
-	"github.com/nodekit/nodekit/runtimetest"
 )
 
 var probePod = &v1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "ns", UID: "uid-web"}}
 
 func TestExecProbe(t *testing.T) {
-	rt, err := runtimetest.New(runtimetest.Config{Images: []string{testImage}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	rt := simRuntime(t)
 	pod := &v1.Pod{ObjectMeta: probePod.ObjectMeta, Spec: v1.PodSpec{HostNetwork: true,
 		Containers: []v1.Container{{Name: "app", Image: testImage, Command: []string{"sleep", "3600"}}}}}
 	status := runRaw(t, rt, pod)
