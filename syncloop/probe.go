@@ -46,7 +46,7 @@ type ProbeRunner struct {
 // output. A probe that cannot be run at all (no handler, a named port the
 // container lacks) is an error wrapping core.ErrInvalid; everything the
 // probed program does, including timing out, is a result.
-func (r *ProbeRunner) Run(ctx context.Context, pod *v1.Pod, c *v1.Container, p *v1.Probe, containerID, podIP string) (ProbeResult, string, error) {
+func (r *ProbeRunner) Run(ctx context.Context, c *v1.Container, p *v1.Probe, containerID, podIP string) (ProbeResult, string, error) {
 	timeout := time.Duration(p.TimeoutSeconds) * time.Second
 	if timeout <= 0 {
 		timeout = time.Second

@@ -20,11 +20,9 @@ import (
 	"github.com/nodekit/nodekit/core"
 )
 
-var probePod = &v1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "ns", UID: "uid-web"}}
-
 func TestExecProbe(t *testing.T) {
 	rt := simRuntime(t)
-	pod := &v1.Pod{ObjectMeta: probePod.ObjectMeta, Spec: v1.PodSpec{HostNetwork: true,
+	pod := &v1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "ns", UID: "uid-web"}, Spec: v1.PodSpec{HostNetwork: true,
 		Containers: []v1.Container{{Name: "app", Image: testImage, Command: []string{"sleep", "3600"}}}}}
 	status := runRaw(t, rt, pod)
 	id := status.ContainerStatuses[0].GetId()
@@ -37,7 +35,7 @@ func TestExecProbe(t *testing.T) {
 		{[]string{"echo", "ok"}, ProbeSuccess, "ok\n"},
 		{[]string{"sh", "-c", "echo bad; exit 3"}, ProbeFailure, "bad\n"},
 	} {
-		res, out, err := r.Run(context.Background(), pod, &pod.Spec.Containers[0], &v1.Probe{ProbeHandler: v1.ProbeHandler{Exec: &v1.ExecAction{Command: tc.cmd}}}, id, "")
+		res, out, err := r.Run(context.Background(), &pod.Spec.Containers[0], &v1.Probe{ProbeHandler: v1.ProbeHandler{Exec: &v1.ExecAction{Command: tc.cmd}}}, id, "")
 		if err != nil || res != tc.want || out != tc.out {
 			t.Errorf("exec %v: %v %q %v, want %v %q", tc.cmd, res, out, err, tc.want, tc.out)
 		}
@@ -65,7 +63,7 @@ func TestHTTPProbe(t *testing.T) {
 	port, _ := strconv.Atoi(portStr)
 	c := &v1.Container{Name: "app", Ports: []v1.ContainerPort{{Name: "http", ContainerPort: int32(port)}}}
 	probe := func(path string, p intstr.IntOrString) (ProbeResult, string, error) {
-		return (&ProbeRunner{}).Run(context.Background(), probePod, c, &v1.Probe{TimeoutSeconds: 2, ProbeHandler: v1.ProbeHandler{HTTPGet: &v1.HTTPGetAction{
+		return (&ProbeRunner{}).Run(context.Background(), c, &v1.Probe{TimeoutSeconds: 2, ProbeHandler: v1.ProbeHandler{HTTPGet: &v1.HTTPGetAction{
 			Path: path, Port: p, HTTPHeaders: []v1.HTTPHeader{{Name: "X-Probe", Value: "yes"}},
 		}}}, "", "127.0.0.1")
 	}
@@ -100,11 +98,11 @@ func TestTCPProbe(t *testing.T) {
 	port := ln.Addr().(*net.TCPAddr).Port
 	c := &v1.Container{Name: "app"}
 	p := &v1.Probe{TimeoutSeconds: 1, ProbeHandler: v1.ProbeHandler{TCPSocket: &v1.TCPSocketAction{Port: intstr.FromInt(port)}}}
-	if res, _, err := (&ProbeRunner{}).Run(context.Background(), probePod, c, p, "", "127.0.0.1"); err != nil || res != ProbeSuccess {
+	if res, _, err := (&ProbeRunner{}).Run(context.Background(), c, p, "", "127.0.0.1"); err != nil || res != ProbeSuccess {
 		t.Errorf("open port: %v %v", res, err)
 	}
 	ln.Close()
-	if res, _, err := (&ProbeRunner{}).Run(context.Background(), probePod, c, p, "", "127.0.0.1"); err != nil || res != ProbeFailure {
+	if res, _, err := (&ProbeRunner{}).Run(context.Background(), c, p, "", "127.0.0.1"); err != nil || res != ProbeFailure {
 		t.Errorf("closed port: %v %v", res, err)
 	}
 }
@@ -122,17 +120,17 @@ func TestGRPCProbe(t *testing.T) {
 	port := int32(ln.Addr().(*net.TCPAddr).Port)
 	c := &v1.Container{Name: "app"}
 	p := &v1.Probe{TimeoutSeconds: 2, ProbeHandler: v1.ProbeHandler{GRPC: &v1.GRPCAction{Port: port}}}
-	if res, out, err := (&ProbeRunner{}).Run(context.Background(), probePod, c, p, "", "127.0.0.1"); err != nil || res != ProbeSuccess {
+	if res, out, err := (&ProbeRunner{}).Run(context.Background(), c, p, "", "127.0.0.1"); err != nil || res != ProbeSuccess {
 		t.Errorf("serving: %v %q %v", res, out, err)
 	}
 	hs.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
-	if res, out, _ := (&ProbeRunner{}).Run(context.Background(), probePod, c, p, "", "127.0.0.1"); res != ProbeFailure || !strings.Contains(out, "NOT_SERVING") {
+	if res, out, _ := (&ProbeRunner{}).Run(context.Background(), c, p, "", "127.0.0.1"); res != ProbeFailure || !strings.Contains(out, "NOT_SERVING") {
 		t.Errorf("not serving: %v %q", res, out)
 	}
 }
 
 func TestProbeWithoutHandler(t *testing.T) {
-	_, _, err := (&ProbeRunner{}).Run(context.Background(), probePod, &v1.Container{Name: "app"}, &v1.Probe{}, "", "")
+	_, _, err := (&ProbeRunner{}).Run(context.Background(), &v1.Container{Name: "app"}, &v1.Probe{}, "", "")
 	if !errors.Is(err, core.ErrInvalid) || !strings.Contains(err.Error(), `"app"`) {
 		t.Errorf("probe without handler: %v", err)
 	}
