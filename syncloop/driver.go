@@ -5,11 +5,17 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 	"k8s.io/utils/clock"
 
@@ -28,6 +34,17 @@ type DriverRuntime interface {
 	core.ContainerRemover
 	core.ImageStatuser
 	core.ImagePuller
+	core.ExecSyncer
+}
+
+// ProbeSource is what the driver asks of the probe workers; ProbeManager
+// implements it. The driver tells it about the pod's running containers on
+// every sync, plans with its liveness and startup results, and drops the
+// pod once it terminated.
+type ProbeSource interface {
+	SyncPod(pod *v1.Pod, status *core.PodStatus)
+	Results(uid types.UID) (liveness, startup map[string]ProbeResult)
+	RemovePod(uid types.UID)
 }
 
 // DriverConfig configures a Driver.
@@ -43,15 +60,28 @@ type DriverConfig struct {
 	// CgroupParent of every pod sandbox the driver runs. Default: none
 	// (the runtime's default).
 	CgroupParent string
-	Clock        clock.PassiveClock
-	Logger       *zap.Logger
+	// Probes, when set, runs the probes of the pod's containers; their
+	// liveness and startup results restart containers. Nil: no probes run.
+	Probes ProbeSource
+	// Hooks runs postStart and preStop hooks. Default: a HookRunner over
+	// Runtime and Clock.
+	Hooks *HookRunner
+	// Registerer receives the driver's metrics (kubelet_started_pods_total,
+	// kubelet_started_containers_total and their error counts). Nil: none.
+	Registerer prometheus.Registerer
+	Clock      clock.Clock
+	Logger     *zap.Logger
 }
 
 // Driver carries out what a pod's worker decided, on the runtime: it is
 // the Syncer of the Workers.
 type Driver struct {
-	cfg DriverConfig
-	log *zap.Logger
+	cfg     DriverConfig
+	log     *zap.Logger
+	metrics *driverMetrics
+
+	mu      sync.Mutex
+	waiting map[types.UID][]WaitingContainer
 }
 
 // NewDriver returns a Driver for cfg.
@@ -79,20 +109,68 @@ func NewDriver(cfg DriverConfig) (*Driver, error) {
 		}
 		cfg.BackOff = b
 	}
-	return &Driver{cfg: cfg, log: cfg.Logger}, nil
+	if cfg.Hooks == nil {
+		cfg.Hooks = &HookRunner{Exec: cfg.Runtime, Clock: cfg.Clock}
+	}
+	m, err := newDriverMetrics(cfg.Registerer)
+	if err != nil {
+		return nil, err
+	}
+	return &Driver{cfg: cfg, log: cfg.Logger, metrics: m, waiting: map[types.UID][]WaitingContainer{}}, nil
 }
 
 var _ Syncer = (*Driver)(nil)
 
-// SyncPod carries out one Plan: it kills what must go, replaces the
-// sandbox when needed, and starts the init, sidecar and regular containers
-// the plan lists, in the order PodActions documents. It reports terminal
-// when the plan says nothing of the pod runs again.
+// WaitError is what SyncPod returns when the pod is as its spec wants
+// except for containers whose restart is held back: the worker syncs the
+// pod again after Wait, without counting a failure.
+type WaitError struct {
+	// Wait is how long until the first held-back container may start.
+	Wait time.Duration
+	// Waiting are the held-back containers.
+	Waiting []WaitingContainer
+}
+
+func (e *WaitError) Error() string {
+	names := make([]string, len(e.Waiting))
+	for i, w := range e.Waiting {
+		names[i] = w.Name + " (" + w.Reason + ")"
+	}
+	return fmt.Sprintf("containers held back for %s: %s", e.Wait, strings.Join(names, ", "))
+}
+
+// Waiting returns the containers of a pod whose start the last sync held
+// back, with the kubelet's waiting reasons and messages (CrashLoopBackOff,
+// ImagePullBackOff, ErrImagePull, PostStartHookError): what the status
+// manager shows as their waiting state.
+func (d *Driver) Waiting(uid types.UID) []WaitingContainer {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return slices.Clone(d.waiting[uid])
+}
+
+// SyncPod carries out one Plan: it kills what must go (running preStop
+// hooks), replaces the sandbox when needed, and starts the ephemeral,
+// init, sidecar and regular containers the plan lists, in the order
+// PodActions documents, running postStart hooks. It reports terminal when
+// the plan says nothing of the pod runs again, and a *WaitError when the
+// only thing left undone is a held-back restart.
 func (d *Driver) SyncPod(ctx context.Context, pod *v1.Pod, status *core.PodStatus) (bool, error) {
 	if status == nil {
 		status = &core.PodStatus{UID: pod.UID}
 	}
-	actions := Plan(pod, status, PlanInput{BackOff: RestartBackOff(d.cfg.BackOff, pod)})
+	in := PlanInput{BackOff: RestartBackOff(d.cfg.BackOff, pod)}
+	if d.cfg.Probes != nil {
+		d.cfg.Probes.SyncPod(pod, status)
+		in.Liveness, in.Startup = d.cfg.Probes.Results(pod.UID)
+	}
+	actions := Plan(pod, status, in)
+	waiting := actions.Waiting
+	defer func() {
+		d.mu.Lock()
+		d.waiting[pod.UID] = waiting
+		d.mu.Unlock()
+	}()
 	grace := EffectiveGracePeriod(0, pod, nil)
 	if actions.KillPod {
 		if err := d.SyncTerminatingPod(ctx, pod, status, grace); err != nil {
@@ -113,10 +191,29 @@ func (d *Driver) SyncPod(ctx context.Context, pod *v1.Pod, status *core.PodStatu
 			}
 		}
 	} else {
+		podIP := firstIP(readySandboxIPs(status))
+		var mu sync.Mutex
+		var errs []error
+		var wg sync.WaitGroup
 		for id, k := range actions.ContainersToKill {
-			if err := d.cfg.Runtime.StopContainer(ctx, id, grace); err != nil && !errors.Is(err, core.ErrNotFound) {
-				return false, fmt.Errorf("stop container %q of pod %s/%s (%s): %w", k.Name, pod.Namespace, pod.Name, k.Reason, err)
+			cs := containerStatus(status, id)
+			c := containerSpec(pod, k.Name, cs)
+			g := grace
+			if p := killProbe(c, k.Reason); p != nil && p.TerminationGracePeriodSeconds != nil {
+				g = *p.TerminationGracePeriodSeconds
 			}
+			d.log.Info("killing container", zap.String("pod", pod.Namespace+"/"+pod.Name), zap.String("container", k.Name), zap.String("reason", string(k.Reason)), zap.String("message", k.Message))
+			wg.Go(func() {
+				if err := d.killContainer(ctx, pod, c, id, podIP, g, d.cfg.Clock.Now().Add(time.Duration(g)*time.Second)); err != nil {
+					mu.Lock()
+					errs = append(errs, fmt.Errorf("%s: %w", k.Reason, err))
+					mu.Unlock()
+				}
+			})
+		}
+		wg.Wait()
+		if err := errors.Join(errs...); err != nil {
+			return false, err
 		}
 		for _, r := range actions.ContainersToReset {
 			if r.Kill {
@@ -148,10 +245,13 @@ func (d *Driver) SyncPod(ctx context.Context, pod *v1.Pod, status *core.PodStatu
 	}
 	sandboxID := actions.SandboxID
 	if actions.CreateSandbox {
+		d.metrics.startedPods.Inc()
 		if err := os.MkdirAll(sbCfg.LogDirectory, 0o755); err != nil {
+			d.metrics.startedPodsErrors.Inc()
 			return false, fmt.Errorf("pod %s/%s: log directory: %w", pod.Namespace, pod.Name, err)
 		}
 		if sandboxID, err = d.cfg.Runtime.RunPodSandbox(ctx, sbCfg, ""); err != nil {
+			d.metrics.startedPodsErrors.Inc()
 			return false, err
 		}
 	}
@@ -166,38 +266,134 @@ func (d *Driver) SyncPod(ctx context.Context, pod *v1.Pod, status *core.PodStatu
 		}
 		current = st.GetStatus()
 	}
-	podIPs := core.SandboxIPs(current)
-	start := func(c *v1.Container, restartCount int) error {
-		imageRef, err := d.ensureImage(ctx, pod, c, sbCfg)
-		if err != nil {
-			return err
-		}
-		cfg, err := d.cfg.Translator.ContainerConfig(pod, c, crispec.ContainerOptions{RestartCount: restartCount, PodIPs: podIPs, ImageRef: imageRef})
-		if err != nil {
-			return err
-		}
-		id, err := d.cfg.Runtime.CreateContainer(ctx, sandboxID, cfg, sbCfg)
-		if err != nil {
-			return err
-		}
-		return d.cfg.Runtime.StartContainer(ctx, id)
-	}
+	s := &starter{d: d, pod: pod, sandboxID: sandboxID, sbCfg: sbCfg, podIPs: core.SandboxIPs(current)}
 	var errs []error
+	for _, i := range actions.EphemeralContainersToStart {
+		ec := &pod.Spec.EphemeralContainers[i]
+		c := v1.Container(ec.EphemeralContainerCommon)
+		if err := s.start(ctx, &c, ContainerToStart{Index: i, Name: c.Name, FirstRun: true}, "ephemeral_container"); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	for _, c := range actions.InitContainersToStart {
 		ic := &pod.Spec.InitContainers[c.Index]
-		if err := start(ic, c.RestartCount); err != nil {
+		if err := s.start(ctx, ic, c, "init_container"); err != nil {
 			if !isSidecar(ic) {
-				return false, err
+				waiting = append(waiting, s.waiting...)
+				return false, errors.Join(append(errs, err)...)
 			}
 			errs = append(errs, err)
 		}
 	}
 	for _, c := range actions.ContainersToStart {
-		if err := start(&pod.Spec.Containers[c.Index], c.RestartCount); err != nil {
+		if err := s.start(ctx, &pod.Spec.Containers[c.Index], c, "container"); err != nil {
 			errs = append(errs, err)
 		}
 	}
-	return false, errors.Join(errs...)
+	waiting = append(waiting, s.waiting...)
+	if err := errors.Join(errs...); err != nil {
+		return false, err
+	}
+	if len(actions.Waiting) > 0 {
+		we := &WaitError{Waiting: actions.Waiting, Wait: actions.Waiting[0].Wait}
+		for _, w := range actions.Waiting {
+			we.Wait = min(we.Wait, w.Wait)
+		}
+		return false, we
+	}
+	return false, nil
+}
+
+// starter starts the containers of one sync in one sandbox.
+type starter struct {
+	d         *Driver
+	pod       *v1.Pod
+	sandboxID string
+	sbCfg     *runtimeapi.PodSandboxConfig
+	podIPs    []string
+	// waiting collects containers that could not start, with the
+	// kubelet's waiting reasons.
+	waiting []WaitingContainer
+}
+
+// start creates and starts one container and runs its postStart hook; a
+// failed hook kills the container again, as the kubelet does.
+func (s *starter) start(ctx context.Context, c *v1.Container, ts ContainerToStart, kind string) error {
+	d, pod := s.d, s.pod
+	d.metrics.startedContainers.WithLabelValues(kind).Inc()
+	fail := func(reason, message string, err error) error {
+		d.metrics.startedContainersErrors.WithLabelValues(kind, reason).Inc()
+		if reason != "" {
+			s.waiting = append(s.waiting, WaitingContainer{Index: ts.Index, Init: kind == "init_container", Name: c.Name, Reason: reason, Message: message})
+		}
+		return err
+	}
+	imageRef, err := d.ensureImage(ctx, pod, c, s.sbCfg)
+	if err != nil {
+		reason := ReasonErrImagePull
+		var held *imageBackOffError
+		switch {
+		case errors.As(err, &held):
+			reason = ReasonImagePullBackOff
+		case c.ImagePullPolicy == v1.PullNever && errors.Is(err, core.ErrNotFound):
+			reason = ReasonErrImageNeverPull
+		}
+		return fail(reason, err.Error(), err)
+	}
+	restarts := ts.RestartCount
+	if ts.FirstRun {
+		// The runtime has no instance: count on from the logs of earlier
+		// ones, in case the runtime lost them.
+		restarts = max(restarts, restartCountFromLogs(filepath.Join(s.sbCfg.LogDirectory, c.Name)))
+	}
+	if err := os.MkdirAll(filepath.Join(s.sbCfg.LogDirectory, c.Name), 0o755); err != nil {
+		return fail("CreateContainerConfigError", err.Error(), fmt.Errorf("pod %s/%s container %q: log directory: %w", pod.Namespace, pod.Name, c.Name, err))
+	}
+	cfg, err := d.cfg.Translator.ContainerConfig(pod, c, crispec.ContainerOptions{RestartCount: restarts, PodIPs: s.podIPs, ImageRef: imageRef})
+	if err != nil {
+		return fail("CreateContainerConfigError", err.Error(), err)
+	}
+	id, err := d.cfg.Runtime.CreateContainer(ctx, s.sandboxID, cfg, s.sbCfg)
+	if err != nil {
+		return fail("CreateContainerError", err.Error(), err)
+	}
+	if err := d.cfg.Runtime.StartContainer(ctx, id); err != nil {
+		return fail("RunContainerError", err.Error(), err)
+	}
+	if c.Lifecycle == nil || c.Lifecycle.PostStart == nil {
+		return nil
+	}
+	msg, err := d.cfg.Hooks.Run(ctx, pod, c, c.Lifecycle.PostStart, id, firstIP(s.podIPs))
+	if err == nil {
+		return nil
+	}
+	d.log.Warn("postStart hook failed; killing the container", zap.String("pod", pod.Namespace+"/"+pod.Name), zap.String("container", c.Name), zap.String("message", msg))
+	grace := EffectiveGracePeriod(0, pod, nil)
+	if kerr := d.killContainer(ctx, pod, c, id, firstIP(s.podIPs), grace, d.cfg.Clock.Now().Add(time.Duration(grace)*time.Second)); kerr != nil {
+		err = errors.Join(err, kerr)
+	}
+	return fail(ReasonPostStartHookError, msg, fmt.Errorf("%s: %w", ReasonFailedPostStartHook, err))
+}
+
+// restartCountFromLogs is one more than the highest <n>.log in a
+// container's log directory, 0 when there is none: the restart count a
+// container gets when the runtime has no instance of it.
+func restartCountFromLogs(dir string) int {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return 0
+	}
+	n := 0
+	for _, e := range entries {
+		name, ok := strings.CutSuffix(e.Name(), ".log")
+		if !ok {
+			continue
+		}
+		if i, err := strconv.Atoi(name); err == nil && i >= n {
+			n = i + 1
+		}
+	}
+	return n
 }
 
 func isInitContainer(pod *v1.Pod, name string) bool {
@@ -209,8 +405,18 @@ func isInitContainer(pod *v1.Pod, name string) bool {
 	return false
 }
 
+// imageBackOffError is a pull held back by the image-pull back-off.
+type imageBackOffError struct{ msg string }
+
+// ReasonErrImageNeverPull is the waiting reason of a container whose image
+// is missing while its pull policy is Never.
+const ReasonErrImageNeverPull = "ErrImageNeverPull"
+
+func (e *imageBackOffError) Error() string { return e.msg }
+
 // ensureImage makes sure the container's image is present, pulling it
-// unless the pull policy forbids it, and returns its reference.
+// unless the pull policy forbids it or a pull that failed before is held
+// back, and returns its reference.
 func (d *Driver) ensureImage(ctx context.Context, pod *v1.Pod, c *v1.Container, sbCfg *runtimeapi.PodSandboxConfig) (string, error) {
 	spec := &runtimeapi.ImageSpec{Image: c.Image, UserSpecifiedImage: c.Image}
 	st, err := d.cfg.Runtime.ImageStatus(ctx, spec, false)
@@ -223,19 +429,160 @@ func (d *Driver) ensureImage(ctx context.Context, pod *v1.Pod, c *v1.Container, 
 	if c.ImagePullPolicy == v1.PullNever {
 		return "", fmt.Errorf("pod %s/%s container %q: image %q is not present and imagePullPolicy is Never: %w", pod.Namespace, pod.Name, c.Name, c.Image, core.ErrNotFound)
 	}
-	return d.cfg.Runtime.PullImage(ctx, spec, nil, sbCfg)
+	key := ImageKey{PodUID: pod.UID, Image: c.Image}.String()
+	if held, _ := d.cfg.BackOff.InBackOffSinceUpdate(key); held {
+		return "", &imageBackOffError{msg: fmt.Sprintf("Back-off pulling image %q", c.Image)}
+	}
+	ref, err := d.cfg.Runtime.PullImage(ctx, spec, nil, sbCfg)
+	if err != nil {
+		d.cfg.BackOff.Next(key, d.cfg.Clock.Now())
+		return "", fmt.Errorf("failed to pull image %q: %w", c.Image, err)
+	}
+	d.cfg.BackOff.Reset(key)
+	return ref, nil
+}
+
+// killContainer stops container id of pod (c its spec, possibly rebuilt
+// from the container's annotations; nil when unknown), as the kubelet
+// kills one: its preStop hook first, bounded by the grace period and by
+// deadline, then StopContainer with what is left of the grace period but
+// never less than MinimumStopGracePeriod.
+func (d *Driver) killContainer(ctx context.Context, pod *v1.Pod, c *v1.Container, id, podIP string, grace int64, deadline time.Time) error {
+	name := id
+	if c != nil {
+		name = c.Name
+	}
+	if c != nil && c.Lifecycle != nil && c.Lifecycle.PreStop != nil && grace > 0 {
+		started := d.cfg.Clock.Now()
+		limit := min(time.Duration(grace)*time.Second, deadline.Sub(started))
+		d.runPreStop(ctx, pod, c, id, podIP, limit)
+		grace -= int64(d.cfg.Clock.Since(started) / time.Second)
+	}
+	left := int64((deadline.Sub(d.cfg.Clock.Now()) + time.Second - 1) / time.Second)
+	grace = max(min(grace, left), MinimumStopGracePeriod)
+	if err := d.cfg.Runtime.StopContainer(ctx, id, grace); err != nil && !errors.Is(err, core.ErrNotFound) {
+		return fmt.Errorf("stop container %q of pod %s/%s: %w", name, pod.Namespace, pod.Name, err)
+	}
+	return nil
+}
+
+// runPreStop runs c's preStop hook for at most limit; a hook still running
+// then is abandoned (its context cancelled), as the kubelet gives up on it.
+func (d *Driver) runPreStop(ctx context.Context, pod *v1.Pod, c *v1.Container, id, podIP string, limit time.Duration) {
+	if limit <= 0 {
+		return
+	}
+	hctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	done := make(chan struct{})
+	var msg string
+	var err error
+	go func() {
+		defer close(done)
+		msg, err = d.cfg.Hooks.Run(hctx, pod, c, c.Lifecycle.PreStop, id, podIP)
+	}()
+	t := d.cfg.Clock.NewTimer(limit)
+	defer t.Stop()
+	select {
+	case <-done:
+		if err != nil {
+			d.log.Warn("preStop hook failed", zap.String("pod", pod.Namespace+"/"+pod.Name), zap.String("container", c.Name), zap.String("reason", ReasonFailedPreStopHook), zap.String("message", msg))
+		}
+		return
+	case <-t.C():
+		d.log.Info("preStop hook did not finish within the grace period", zap.String("pod", pod.Namespace+"/"+pod.Name), zap.String("container", c.Name), zap.Duration("gracePeriod", limit))
+	case <-ctx.Done():
+	}
+	cancel()
+	<-done
+}
+
+// containerStatus finds a container instance in status.
+func containerStatus(status *core.PodStatus, id string) *runtimeapi.ContainerStatus {
+	for _, cs := range status.ContainerStatuses {
+		if cs.GetId() == id {
+			return cs
+		}
+	}
+	return nil
+}
+
+// containerSpec finds the spec of a container by name in pod, or rebuilds
+// what killing it needs (its preStop hook) from the annotations of its
+// running instance cs when the pod does not name it.
+func containerSpec(pod *v1.Pod, name string, cs *runtimeapi.ContainerStatus) *v1.Container {
+	for i := range pod.Spec.InitContainers {
+		if pod.Spec.InitContainers[i].Name == name {
+			return &pod.Spec.InitContainers[i]
+		}
+	}
+	for i := range pod.Spec.Containers {
+		if pod.Spec.Containers[i].Name == name {
+			return &pod.Spec.Containers[i]
+		}
+	}
+	for i := range pod.Spec.EphemeralContainers {
+		if pod.Spec.EphemeralContainers[i].Name == name {
+			c := v1.Container(pod.Spec.EphemeralContainers[i].EphemeralContainerCommon)
+			return &c
+		}
+	}
+	if cs == nil {
+		return nil
+	}
+	c := &v1.Container{Name: name}
+	if info, ok, _ := core.ContainerInfoFromLabels(cs.GetLabels(), cs.GetAnnotations()); ok && info.PreStopHandler != nil {
+		c.Lifecycle = &v1.Lifecycle{PreStop: info.PreStopHandler}
+	}
+	return c
+}
+
+// killProbe is the probe whose failure a kill reason names, nil for
+// others.
+func killProbe(c *v1.Container, r KillReason) *v1.Probe {
+	if c == nil {
+		return nil
+	}
+	switch r {
+	case KillLivenessProbe:
+		return c.LivenessProbe
+	case KillStartupProbe:
+		return c.StartupProbe
+	}
+	return nil
+}
+
+// readySandboxIPs are the IPs of the pod's ready sandbox in status, nil
+// when none is ready.
+func readySandboxIPs(status *core.PodStatus) []string {
+	for _, sb := range status.SandboxStatuses {
+		if sb.GetState() == runtimeapi.PodSandboxState_SANDBOX_READY {
+			return core.SandboxIPs(sb)
+		}
+	}
+	return nil
+}
+
+func firstIP(ips []string) string {
+	if len(ips) == 0 {
+		return ""
+	}
+	return ips[0]
 }
 
 // SyncTerminatingPod stops every container of the pod that has not
 // exited, in TerminationOrder, within gracePeriod seconds shared by all
-// stages (a stage that starts after the deadline still gives its
-// containers MinimumStopGracePeriod), then stops the pod's sandboxes.
+// stages: each container's preStop hook runs first, then the container is
+// stopped with what is left of the grace period (a stage that starts after
+// the deadline still gives its containers MinimumStopGracePeriod). Then it
+// stops the pod's sandboxes.
 func (d *Driver) SyncTerminatingPod(ctx context.Context, pod *v1.Pod, status *core.PodStatus, gracePeriod int64) error {
 	deadline := d.cfg.Clock.Now().Add(time.Duration(gracePeriod) * time.Second)
 	if status == nil {
 		status = &core.PodStatus{}
 	}
-	ids := map[string][]string{}
+	podIP := firstIP(readySandboxIPs(status))
+	ids := map[string][]*runtimeapi.ContainerStatus{}
 	var names []string
 	for _, cs := range status.ContainerStatuses {
 		if cs.GetState() == runtimeapi.ContainerState_CONTAINER_EXITED {
@@ -245,21 +592,22 @@ func (d *Driver) SyncTerminatingPod(ctx context.Context, pod *v1.Pod, status *co
 		if _, seen := ids[name]; !seen {
 			names = append(names, name)
 		}
-		ids[name] = append(ids[name], cs.GetId())
+		ids[name] = append(ids[name], cs)
 	}
 	var mu sync.Mutex
 	var errs []error
 	for _, stage := range TerminationOrder(pod, names) {
-		left := deadline.Sub(d.cfg.Clock.Now())
-		timeout := max(int64((left+time.Second-1)/time.Second), MinimumStopGracePeriod)
 		var wg sync.WaitGroup
 		for _, name := range stage {
-			for _, id := range ids[name] {
+			for _, cs := range ids[name] {
+				c := containerSpec(pod, name, cs)
+				if cs.GetState() != runtimeapi.ContainerState_CONTAINER_RUNNING {
+					c = nil // no hook for a container that does not run
+				}
 				wg.Go(func() {
-					err := d.cfg.Runtime.StopContainer(ctx, id, timeout)
-					if err != nil && !errors.Is(err, core.ErrNotFound) {
+					if err := d.killContainer(ctx, pod, c, cs.GetId(), podIP, gracePeriod, deadline); err != nil {
 						mu.Lock()
-						errs = append(errs, fmt.Errorf("stop container %q of pod %s/%s: %w", name, pod.Namespace, pod.Name, err))
+						errs = append(errs, err)
 						mu.Unlock()
 					}
 				})
@@ -281,17 +629,22 @@ func (d *Driver) SyncTerminatingPod(ctx context.Context, pod *v1.Pod, status *co
 	return errors.Join(errs...)
 }
 
-// SyncTerminatedPod releases what the pod held once nothing of it runs.
-// The driver holds nothing itself; dead containers and sandboxes are left
-// for garbage collection, as the kubelet leaves them.
+// SyncTerminatedPod releases what the pod held once nothing of it runs:
+// its probe workers and back-off state. Dead containers and sandboxes are
+// left for garbage collection, as the kubelet leaves them.
 func (d *Driver) SyncTerminatedPod(ctx context.Context, pod *v1.Pod, status *core.PodStatus) error {
-	if status == nil {
-		return nil
-	}
-	for _, cs := range status.ContainerStatuses {
-		if cs.GetState() == runtimeapi.ContainerState_CONTAINER_RUNNING {
-			return fmt.Errorf("pod %s/%s: container %q is still running", pod.Namespace, pod.Name, cs.GetMetadata().GetName())
+	if status != nil {
+		for _, cs := range status.ContainerStatuses {
+			if cs.GetState() == runtimeapi.ContainerState_CONTAINER_RUNNING {
+				return fmt.Errorf("pod %s/%s: container %q is still running", pod.Namespace, pod.Name, cs.GetMetadata().GetName())
+			}
 		}
 	}
+	if d.cfg.Probes != nil {
+		d.cfg.Probes.RemovePod(pod.UID)
+	}
+	d.mu.Lock()
+	delete(d.waiting, pod.UID)
+	d.mu.Unlock()
 	return nil
 }

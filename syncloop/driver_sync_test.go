@@ -2,6 +2,7 @@ package syncloop
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -103,25 +104,42 @@ func TestDriverCrashLoop(t *testing.T) {
 			},
 		}
 		ctx := context.Background()
-		sync := func(want string) {
+		// sync syncs once and checks the containers after it and how
+		// long the driver says the next restart waits (0: nothing waits).
+		sync := func(want string, wait time.Duration) {
 			t.Helper()
-			if terminal, err := d.SyncPod(ctx, pod, statusOf(t, rt, pod)); err != nil || terminal {
-				t.Fatalf("SyncPod: terminal=%v err=%v", terminal, err)
+			terminal, err := d.SyncPod(ctx, pod, statusOf(t, rt, pod))
+			var we *WaitError
+			switch {
+			case terminal:
+				t.Fatal("SyncPod: terminal")
+			case wait == 0 && err != nil:
+				t.Fatalf("SyncPod: %v", err)
+			case wait != 0 && (!errors.As(err, &we) || we.Wait != wait):
+				t.Fatalf("SyncPod: %v, want a WaitError of %s", err, wait)
 			}
 			if got := summary(statusOf(t, rt, pod)); got != want {
 				t.Fatalf("after sync:\n got %s\nwant %s", got, want)
 			}
+			if wait != 0 {
+				w := d.Waiting(pod.UID)
+				if len(w) != 1 || w[0].Name != "app" || w[0].Reason != ReasonCrashLoopBackOff || !strings.Contains(w[0].Message, "back-off 10s restarting failed container=app") {
+					t.Fatalf("Waiting = %+v", w)
+				}
+			} else if w := d.Waiting(pod.UID); len(w) != 0 {
+				t.Fatalf("Waiting = %+v, want none", w)
+			}
 		}
-		sync("setup#0:exited(0)")                               // sandbox, then the init container
-		sync("app#0:running setup#0:exited(0)")                 // initialized: the app starts
-		time.Sleep(5 * time.Second)                             // the app crashes
-		sync("app#0:exited(1) app#1:running setup#0:exited(0)") // first restart: at once
+		sync("setup#0:exited(0)", 0)                               // sandbox, then the init container
+		sync("app#0:running setup#0:exited(0)", 0)                 // initialized: the app starts
+		time.Sleep(5 * time.Second)                                // the app crashes
+		sync("app#0:exited(1) app#1:running setup#0:exited(0)", 0) // first restart: at once
 		time.Sleep(5 * time.Second)
-		sync("app#0:exited(1) app#1:exited(1) setup#0:exited(0)") // second: held back 10 s
+		sync("app#0:exited(1) app#1:exited(1) setup#0:exited(0)", 10*time.Second) // second: held back 10 s
 		time.Sleep(9 * time.Second)
-		sync("app#0:exited(1) app#1:exited(1) setup#0:exited(0)")
+		sync("app#0:exited(1) app#1:exited(1) setup#0:exited(0)", time.Second)
 		time.Sleep(time.Second)
-		sync("app#0:exited(1) app#1:exited(1) app#2:running setup#0:exited(0)")
+		sync("app#0:exited(1) app#1:exited(1) app#2:running setup#0:exited(0)", 0)
 	})
 }
 

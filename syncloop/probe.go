@@ -90,40 +90,12 @@ func (r *ProbeRunner) Run(ctx context.Context, c *v1.Container, p *v1.Probe, con
 }
 
 func (r *ProbeRunner) httpGet(ctx context.Context, c *v1.Container, g *v1.HTTPGetAction, podIP string, timeout time.Duration) (ProbeResult, string, error) {
-	port, err := resolvePort(g.Port, c)
-	if err != nil {
-		return ProbeUnknown, "", err
-	}
-	scheme := strings.ToLower(string(g.Scheme))
-	if scheme == "" {
-		scheme = "http"
-	}
-	path := g.Path
-	if !strings.HasPrefix(path, "/") {
-		path = "/" + path
-	}
-	u, err := url.Parse(scheme + "://" + net.JoinHostPort(cmp.Or(g.Host, podIP), strconv.Itoa(port)) + path)
-	if err != nil {
-		return ProbeUnknown, "", fmt.Errorf("http probe of container %q: %w: %w", c.Name, core.ErrInvalid, err)
-	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	req, err := newHTTPGetRequest(ctx, c, g, podIP, cmp.Or(r.UserAgent, DefaultProbeUserAgent))
 	if err != nil {
-		return ProbeUnknown, "", fmt.Errorf("http probe of container %q: %w: %w", c.Name, core.ErrInvalid, err)
+		return ProbeUnknown, "", fmt.Errorf("http probe: %w", err)
 	}
-	for _, h := range g.HTTPHeaders {
-		req.Header.Add(h.Name, h.Value)
-	}
-	if _, ok := req.Header["User-Agent"]; !ok {
-		req.Header.Set("User-Agent", cmp.Or(r.UserAgent, DefaultProbeUserAgent))
-	}
-	if _, ok := req.Header["Accept"]; !ok {
-		req.Header.Set("Accept", "*/*")
-	} else if req.Header.Get("Accept") == "" {
-		req.Header.Del("Accept")
-	}
-	req.Host = req.Header.Get("Host")
 	client := &http.Client{
 		// Probes do not verify certificates, and follow redirects only
 		// on the same host, as the kubelet's.
@@ -156,6 +128,47 @@ func (r *ProbeRunner) httpGet(ctx context.Context, c *v1.Container, g *v1.HTTPGe
 		return ProbeSuccess, "Probe terminated redirects, Response body: " + string(body), nil
 	}
 	return ProbeFailure, fmt.Sprintf("HTTP probe failed with statuscode: %d", res.StatusCode), nil
+}
+
+// newHTTPGetRequest builds the request of an httpGet probe or lifecycle
+// hook: host podIP unless the action names one, the container's named
+// port resolved, the action's headers (a Host header sets the request's
+// host), userAgent unless the action sets its own, Accept */* unless the
+// action sets it (an empty Accept removes it).
+func newHTTPGetRequest(ctx context.Context, c *v1.Container, g *v1.HTTPGetAction, podIP, userAgent string) (*http.Request, error) {
+	port, err := resolvePort(g.Port, c)
+	if err != nil {
+		return nil, err
+	}
+	scheme := strings.ToLower(string(g.Scheme))
+	if scheme == "" {
+		scheme = "http"
+	}
+	path := g.Path
+	if !strings.HasPrefix(path, "/") {
+		path = "/" + path
+	}
+	u, err := url.Parse(scheme + "://" + net.JoinHostPort(cmp.Or(g.Host, podIP), strconv.Itoa(port)) + path)
+	if err != nil {
+		return nil, fmt.Errorf("container %q: %w: %w", c.Name, core.ErrInvalid, err)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	if err != nil {
+		return nil, fmt.Errorf("container %q: %w: %w", c.Name, core.ErrInvalid, err)
+	}
+	for _, h := range g.HTTPHeaders {
+		req.Header.Add(h.Name, h.Value)
+	}
+	if _, ok := req.Header["User-Agent"]; !ok {
+		req.Header.Set("User-Agent", userAgent)
+	}
+	if _, ok := req.Header["Accept"]; !ok {
+		req.Header.Set("Accept", "*/*")
+	} else if req.Header.Get("Accept") == "" {
+		req.Header.Del("Accept")
+	}
+	req.Host = req.Header.Get("Host")
+	return req, nil
 }
 
 func grpcProbe(ctx context.Context, podIP string, g *v1.GRPCAction, timeout time.Duration) (ProbeResult, string, error) {

@@ -8,9 +8,11 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 	"k8s.io/utils/clock"
 
 	"github.com/nodekit/nodekit/core"
@@ -114,14 +116,20 @@ type WorkersConfig struct {
 	BackOffPeriod time.Duration
 	// Jitter returns a float in [0, 1); default math/rand. Tests fix it.
 	Jitter func() float64
+	// Registerer receives the workers' metrics: kubelet_pod_worker_duration_seconds{operation_type},
+	// kubelet_pod_start_duration_seconds (observed once per pod, when a
+	// sync first sees one of its regular containers running) and
+	// kubelet_pod_worker_start_duration_seconds. Nil: none.
+	Registerer prometheus.Registerer
 }
 
 // Workers runs one worker per pod: updates to a pod are coalesced (the
 // newest spec wins, a kill is never lost), its syncs never overlap, and
 // its state moves one way, syncing → terminating → terminated.
 type Workers struct {
-	cfg WorkersConfig
-	log *zap.Logger
+	cfg     WorkersConfig
+	log     *zap.Logger
+	metrics *workerMetrics
 
 	mu      sync.Mutex
 	ctx     context.Context // Run's; nil until Run
@@ -141,6 +149,15 @@ type podWorker struct {
 	cancel  context.CancelFunc
 	wake    chan struct{}
 	started bool
+	// op is the kind of the newest update not yet synced, for the
+	// worker duration metric.
+	op UpdateType
+	// firstSeen is when the pod was first seen: its config.seen
+	// annotation, else its first update.
+	firstSeen time.Time
+	// running is set once a sync saw the pod running, so that its start
+	// duration is observed once.
+	running bool
 }
 
 // NewWorkers returns pod workers for cfg. Nothing runs until Run.
@@ -173,7 +190,11 @@ func NewWorkers(cfg WorkersConfig) (*Workers, error) {
 	if cfg.Jitter == nil {
 		cfg.Jitter = rand.Float64
 	}
-	return &Workers{cfg: cfg, log: cfg.Logger, pods: map[types.UID]*podWorker{}}, nil
+	m, err := newWorkerMetrics(cfg.Registerer)
+	if err != nil {
+		return nil, err
+	}
+	return &Workers{cfg: cfg, log: cfg.Logger, metrics: m, pods: map[types.UID]*podWorker{}}, nil
 }
 
 // Run starts the workers of the pods updated so far and of every pod
@@ -205,8 +226,15 @@ func (w *Workers) Update(u Update) {
 	defer w.mu.Unlock()
 	pw := w.pods[u.Pod.UID]
 	if pw == nil {
-		pw = &podWorker{uid: u.Pod.UID, wake: make(chan struct{}, 1)}
+		pw = &podWorker{uid: u.Pod.UID, wake: make(chan struct{}, 1), op: UpdateSync, firstSeen: w.cfg.Clock.Now()}
+		if t, err := time.Parse(time.RFC3339Nano, u.Pod.Annotations[AnnotationConfigSeen]); err == nil {
+			pw.firstSeen = t
+		}
 		w.pods[u.Pod.UID] = pw
+	}
+	// The most telling update since the last sync names the sync.
+	if u.Type < pw.op || u.Type == UpdateKill {
+		pw.op = u.Type
 	}
 	if pw.state == Terminated {
 		return
@@ -244,6 +272,30 @@ func (w *Workers) Forget(uid types.UID) bool {
 	}
 	delete(w.pods, uid)
 	return true
+}
+
+// AnnotationConfigSeen is the annotation in which pod sources record when
+// they first saw a pod (RFC 3339), as the kubelet's config sources do; the
+// pod start duration counts from it.
+const AnnotationConfigSeen = "kubernetes.io/config.seen"
+
+// podRunning reports whether status shows one of pod's regular containers
+// running: the pod is initialized and runs, the kubelet's Running phase.
+func podRunning(pod *v1.Pod, status *core.PodStatus) bool {
+	if status == nil {
+		return false
+	}
+	for _, cs := range status.ContainerStatuses {
+		if cs.GetState() != runtimeapi.ContainerState_CONTAINER_RUNNING {
+			continue
+		}
+		for i := range pod.Spec.Containers {
+			if pod.Spec.Containers[i].Name == cs.GetMetadata().GetName() {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 func isTerminalPhase(pod *v1.Pod) bool {
@@ -294,6 +346,7 @@ func (w *Workers) startLocked(pw *podWorker) {
 		return
 	}
 	pw.started = true
+	w.metrics.workerStart.Observe(w.cfg.Clock.Since(pw.firstSeen).Seconds())
 	w.running.Add(1)
 	go func() {
 		defer w.running.Done()
@@ -315,7 +368,8 @@ func (w *Workers) work(ctx context.Context, pw *podWorker) {
 		case <-timer.C():
 		}
 		w.mu.Lock()
-		pod, state, grace := pw.pod, pw.state, pw.grace
+		pod, state, grace, op := pw.pod, pw.state, pw.grace, pw.op
+		pw.op = UpdateSync
 		syncCtx, cancel := context.WithCancel(ctx)
 		pw.cancel = cancel
 		w.mu.Unlock()
@@ -336,9 +390,15 @@ func (w *Workers) work(ctx context.Context, pw *podWorker) {
 
 		switch state {
 		case Syncing:
+			if !pw.running && podRunning(pod, status) {
+				pw.running = true
+				w.metrics.podStart.Observe(started.Sub(pw.firstSeen).Seconds())
+			}
 			terminal, err := w.cfg.Syncer.SyncPod(syncCtx, pod, status)
 			interrupted := syncCtx.Err() != nil
 			cancel()
+			w.metrics.duration.WithLabelValues(op.String()).Observe(w.cfg.Clock.Since(started).Seconds())
+			var wait *WaitError
 			switch {
 			case ctx.Err() != nil:
 				return
@@ -350,6 +410,9 @@ func (w *Workers) work(ctx context.Context, pw *podWorker) {
 				w.terminateLocked(pw, nil)
 				w.mu.Unlock()
 				w.wakeNow(pw)
+			case errors.As(err, &wait):
+				log.Debug("restarts held back", zap.Error(err))
+				timer.Reset(wait.Wait)
 			case err != nil:
 				log.Warn("sync failed; retrying", zap.Error(err))
 				w.requeue(timer, w.cfg.BackOffPeriod)
@@ -360,6 +423,7 @@ func (w *Workers) work(ctx context.Context, pw *podWorker) {
 			err := w.cfg.Syncer.SyncTerminatingPod(syncCtx, pod, status, grace)
 			interrupted := syncCtx.Err() != nil
 			cancel()
+			w.metrics.duration.WithLabelValues(UpdateKill.String()).Observe(w.cfg.Clock.Since(started).Seconds())
 			if ctx.Err() != nil {
 				return
 			}

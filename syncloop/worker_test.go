@@ -10,9 +10,11 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/nodekit/nodekit/core"
 )
@@ -56,6 +58,7 @@ type fakeSyncer struct {
 	fail      int           // the next SyncPod calls that fail
 	versions  []string      // label "v" of each SyncPod's pod
 	graces    []int64       // grace periods of SyncTerminatingPod
+	hold      time.Duration // SyncPod reports restarts held back this long
 }
 
 func (f *fakeSyncer) enter(uid types.UID, call string) {
@@ -106,6 +109,9 @@ func (f *fakeSyncer) SyncPod(ctx context.Context, pod *v1.Pod, _ *core.PodStatus
 	}
 	if fail {
 		return false, errors.New("runtime said no")
+	}
+	if f.hold > 0 {
+		return false, &WaitError{Wait: f.hold, Waiting: []WaitingContainer{{Name: "app", Reason: ReasonCrashLoopBackOff}}}
 	}
 	return terminal, nil
 }
@@ -231,6 +237,96 @@ func TestWorkerRetriesAfterBackOff(t *testing.T) {
 		synctest.Wait()
 		if calls, _, _, _ := f.get(); len(calls) != 2 {
 			t.Fatalf("not retried after the back-off period: %v", calls)
+		}
+	})
+}
+
+// A sync whose restarts are held back runs again when the back-off ends,
+// not after the resync interval nor the failure back-off.
+func TestWorkerSyncsWhenBackOffEnds(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := &fakeSyncer{hold: 40 * time.Second}
+		w, stop := runWorkers(t, f)
+		defer stop()
+		w.Update(Update{Type: UpdateCreate, Pod: testPod("1")})
+		synctest.Wait()
+		time.Sleep(40*time.Second - time.Millisecond)
+		synctest.Wait()
+		if calls, _, _, _ := f.get(); len(calls) != 1 {
+			t.Fatalf("synced before the back-off ended: %v", calls)
+		}
+		time.Sleep(time.Millisecond)
+		synctest.Wait()
+		if calls, _, _, _ := f.get(); len(calls) != 2 {
+			t.Fatalf("not synced when the back-off ended: %v", calls)
+		}
+	})
+}
+
+// runningAfter reports the pod's app container running from a given time.
+type runningAfter struct{ at time.Time }
+
+func (r runningAfter) GetNewerThan(_ context.Context, uid types.UID, _ time.Time) (*core.PodStatus, error) {
+	st := &core.PodStatus{UID: uid}
+	if !time.Now().Before(r.at) {
+		st.ContainerStatuses = []*runtimeapi.ContainerStatus{{Id: "c1", Metadata: &runtimeapi.ContainerMetadata{Name: "app"}, State: runtimeapi.ContainerState_CONTAINER_RUNNING}}
+	}
+	return st, nil
+}
+
+// The pod start duration is observed once, from the pod's config.seen
+// annotation to the first sync that sees a regular container running;
+// every sync is timed under its update's operation type.
+func TestWorkerMetrics(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		reg := prometheus.NewRegistry()
+		seen := time.Now().Add(-2 * time.Second)
+		w, err := NewWorkers(WorkersConfig{Syncer: &fakeSyncer{}, Status: runningAfter{at: time.Now().Add(3 * time.Second)},
+			Jitter: func() float64 { return 0 }, Registerer: reg})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		go w.Run(ctx)
+		pod := testPod("1")
+		pod.Spec.Containers = []v1.Container{{Name: "app"}}
+		pod.Annotations = map[string]string{AnnotationConfigSeen: seen.Format(time.RFC3339Nano)}
+		w.Update(Update{Type: UpdateCreate, Pod: pod})
+		synctest.Wait()
+		time.Sleep(3 * time.Second)
+		w.Update(Update{Type: UpdateSync, Pod: pod})
+		synctest.Wait()
+		w.Update(Update{Type: UpdateUpdate, Pod: pod})
+		synctest.Wait()
+		mfs, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := map[string]uint64{}
+		for _, mf := range mfs {
+			for _, m := range mf.GetMetric() {
+				if h := m.GetHistogram(); h != nil {
+					key := mf.GetName()
+					for _, l := range m.GetLabel() {
+						key += "{" + l.GetValue() + "}"
+					}
+					got[key] = h.GetSampleCount()
+					if mf.GetName() == "kubelet_pod_start_duration_seconds" && h.GetSampleSum() != 5 {
+						t.Errorf("pod start duration %vs, want 5s (2 s before the first sync, 3 s until running)", h.GetSampleSum())
+					}
+				}
+			}
+		}
+		wantCounts := map[string]uint64{
+			"kubelet_pod_start_duration_seconds":          1,
+			"kubelet_pod_worker_duration_seconds{create}": 1,
+			"kubelet_pod_worker_duration_seconds{sync}":   1,
+			"kubelet_pod_worker_duration_seconds{update}": 1,
+			"kubelet_pod_worker_start_duration_seconds":   1,
+		}
+		if fmt.Sprint(got) != fmt.Sprint(wantCounts) {
+			t.Errorf("histogram sample counts\n got %v\nwant %v", got, wantCounts)
 		}
 	})
 }
