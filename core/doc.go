@@ -64,4 +64,11 @@
 // SandboxInfoFromLabels and ContainerInfoFromLabels read them back, so an agent
 // that restarts can rebuild its view of the node from the runtime alone, and
 // tools such as crictl show pods by name.
+//
+// # Pods and their changes
+//
+// PodStatus is the runtime's view of one pod, as the PLEG caches it, and
+// PodLifecycleEvent one observed change of it. PodUpdate is one change of
+// what a pod source wants (OpAdd, OpUpdate, OpRemove, OpDelete,
+// OpReconcile): pod sources send them, the sync loop consumes them.
 package core

@@ -387,5 +387,3 @@ func TestDriverRestartCountFromLogs(t *testing.T) {
 		}
 	})
 }
-
-

@@ -1,10 +1,14 @@
 package syncloop
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"math/rand/v2"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -207,7 +211,13 @@ func (w *Workers) Run(ctx context.Context) error {
 		return errors.New("syncloop: workers: Run called twice")
 	}
 	w.ctx = ctx
-	for _, pw := range w.pods {
+	// In the order the pods were seen, so that of two pods of one name
+	// the older starts.
+	pending := slices.Collect(maps.Values(w.pods))
+	slices.SortFunc(pending, func(a, b *podWorker) int {
+		return cmp.Or(a.firstSeen.Compare(b.firstSeen), strings.Compare(string(a.uid), string(b.uid)))
+	})
+	for _, pw := range pending {
 		w.startLocked(pw)
 	}
 	w.mu.Unlock()
@@ -345,6 +355,12 @@ func (w *Workers) startLocked(pw *podWorker) {
 	if pw.started || pw.state == Terminated {
 		return
 	}
+	if pw.state == Syncing && w.nameTakenLocked(pw) {
+		// Another pod of the same name (an edited static pod, say) has
+		// not terminated: two must never run at once. This one starts
+		// when that one has terminated.
+		return
+	}
 	pw.started = true
 	w.metrics.workerStart.Observe(w.cfg.Clock.Since(pw.firstSeen).Seconds())
 	w.running.Add(1)
@@ -352,6 +368,41 @@ func (w *Workers) startLocked(pw *podWorker) {
 		defer w.running.Done()
 		w.work(w.ctx, pw)
 	}()
+}
+
+// nameTakenLocked reports whether a pod of pw's namespace and name but
+// another UID has a worker that has not terminated and started first.
+func (w *Workers) nameTakenLocked(pw *podWorker) bool {
+	for _, o := range w.pods {
+		if o != pw && o.state != Terminated && o.started && o.pod.Name == pw.pod.Name && o.pod.Namespace == pw.pod.Namespace {
+			return true
+		}
+	}
+	return false
+}
+
+// startWaitingLocked starts the workers held back by the name of a pod
+// that has just terminated.
+func (w *Workers) startWaitingLocked(done *v1.Pod) {
+	if w.ctx == nil {
+		return
+	}
+	for _, o := range w.pods {
+		if !o.started && o.pod.Name == done.Name && o.pod.Namespace == done.Namespace {
+			w.startLocked(o)
+		}
+	}
+}
+
+// States returns the state of every pod's worker, by pod UID.
+func (w *Workers) States() map[types.UID]WorkerState {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	out := make(map[types.UID]WorkerState, len(w.pods))
+	for uid, pw := range w.pods {
+		out[uid] = pw.state
+	}
+	return out
 }
 
 // work is one pod's worker loop.
@@ -465,6 +516,7 @@ func (w *Workers) finish(ctx context.Context, pw *podWorker, pod *v1.Pod) error 
 	}
 	w.mu.Lock()
 	pw.state = Terminated
+	w.startWaitingLocked(pod)
 	w.mu.Unlock()
 	return nil
 }

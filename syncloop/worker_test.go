@@ -408,3 +408,35 @@ func TestNewWorkersValidation(t *testing.T) {
 		}
 	}
 }
+
+// A pod that reuses the name of a pod that has not terminated (an edited
+// static pod gets a new UID) starts only once the old one terminated.
+func TestWorkerSameNameWaits(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := &fakeSyncer{}
+		w, stop := runWorkers(t, f)
+		defer stop()
+		old := testPod("1")
+		edited := testPod("2")
+		edited.UID = "uid-web-2"
+		w.Update(Update{Type: UpdateCreate, Pod: old})
+		synctest.Wait()
+		w.Update(Update{Type: UpdateCreate, Pod: edited})
+		synctest.Wait()
+		if _, versions, _, _ := f.get(); fmt.Sprint(versions) != "[1]" {
+			t.Fatalf("synced %v while the old pod runs, want [1]", versions)
+		}
+		if s := w.States(); s["uid-web"] != Syncing || s["uid-web-2"] != Syncing {
+			t.Fatalf("states %v", s)
+		}
+		w.Update(Update{Type: UpdateKill, Pod: old})
+		synctest.Wait()
+		calls, versions, _, _ := f.get()
+		if fmt.Sprint(versions) != "[1 2]" {
+			t.Fatalf("synced %v after the old pod terminated, want [1 2]", versions)
+		}
+		if want := "[sync terminate(30) terminated sync]"; fmt.Sprint(calls) != want {
+			t.Fatalf("calls %v, want %s", calls, want)
+		}
+	})
+}
