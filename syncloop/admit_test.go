@@ -99,7 +99,10 @@ func TestNodeFit(t *testing.T) {
 		{name: "extended resource", pod: fitPod("p", rl("example.com/gpu", "2")), others: []*v1.Pod{fitPod("o", rl("example.com/gpu", "1"))},
 			reason: "OutOfexample.com/gpu", message: "Node didn't have enough resource: example.com/gpu, requested: 2, used: 1, capacity: 2"},
 		{name: "extended resources in name order", pod: fitPod("p", rl("example.com/gpu", "3", "example.com/fpga", "1", "acme.io/nic", "1")),
-			node:   func(n *v1.Node) { n.Status.Allocatable["example.com/fpga"] = resource.MustParse("0"); n.Status.Allocatable["acme.io/nic"] = resource.MustParse("0") },
+			node: func(n *v1.Node) {
+				n.Status.Allocatable["example.com/fpga"] = resource.MustParse("0")
+				n.Status.Allocatable["acme.io/nic"] = resource.MustParse("0")
+			},
 			reason: "OutOfacme.io/nic", message: "Node didn't have enough resource: acme.io/nic, requested: 1, used: 0, capacity: 0"},
 		{name: "hugepages", pod: fitPod("p", rl("hugepages-2Mi", "10Mi", "memory", "64Mi")),
 			reason: "OutOfhugepages-2Mi", message: "Node didn't have enough resource: hugepages-2Mi, requested: 10485760, used: 0, capacity: 8388608"},
@@ -339,7 +342,7 @@ func TestNodeFitCriticalPods(t *testing.T) {
 		{name: "below critical priority", pod: withPod(fitPod("c", rl("cpu", "1")), nearly),
 			want: AdmitResult{Reason: "OutOfcpu", Message: "Node didn't have enough resource: cpu, requested: 1000, used: 1500, capacity: 2000"}},
 		{name: "failed preemption", pod: withPod(fitPod("c", rl("cpu", "1")), critical), preemptErr: errors.New("no pods to preempt"),
-			want: AdmitResult{Reason: "UnexpectedAdmissionError", Message: "Unexpected error while attempting to recover from admission failure: no pods to preempt"},
+			want:      AdmitResult{Reason: "UnexpectedAdmissionError", Message: "Unexpected error while attempting to recover from admission failure: no pods to preempt"},
 			wantCalls: []call{{"c", []InsufficientResource{{Name: "cpu", Requested: 1000, Used: 1500, Capacity: 2000}}}}},
 		{name: "other reasons win over resources", pod: withPod(fitPod("c", rl("cpu", "1")), func(p *v1.Pod) { critical(p); p.Spec.NodeName = "node-2" }),
 			want: AdmitResult{Reason: "NodeName", Message: "Predicate NodeName failed: node(s) didn't match the requested node name"}},
