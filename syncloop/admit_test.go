@@ -203,7 +203,7 @@ func TestNodeFit(t *testing.T) {
 			reason: "TaintToleration", message: taintMsg},
 		{name: "ports before taints", node: func(n *v1.Node) {
 			n.Spec.Taints = []v1.Taint{{Key: "dedicated", Effect: v1.TaintEffectNoExecute}}
-		}, pod: portPod("p", v1.ContainerPort{ContainerPort: 80, HostPort: 80}), others: []*v1.Pod{withPod(portPod("o", v1.ContainerPort{ContainerPort: 80, HostPort: 80}), func(p *v1.Pod) {})},
+		}, pod: portPod("p", v1.ContainerPort{ContainerPort: 80, HostPort: 80}), others: []*v1.Pod{portPod("o", v1.ContainerPort{ContainerPort: 80, HostPort: 80})},
 			reason: "NodePorts", message: portsMsg},
 
 		{name: "OS label", pod: withPod(fitPod("p", rl("cpu", "3")), func(p *v1.Pod) { p.Labels = map[string]string{v1.LabelOSStable: "windows"} }),
