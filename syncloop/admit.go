@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"runtime"
 	"slices"
-	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -185,7 +184,7 @@ func (a *Admission) AddHandler(h AdmitHandler) {
 
 // Admit asks the handlers about attrs.Pod and returns the first rejection,
 // or an admitting result when none rejects it. OtherPods is passed on
-// without the pod itself. A nil pod is rejected with
+// without the pod itself (nor nil entries). A nil pod is rejected with
 // ReasonUnexpectedAdmissionError, uncounted.
 func (a *Admission) Admit(attrs AdmitAttributes) AdmitResult {
 	if attrs.Pod == nil {
@@ -195,8 +194,9 @@ func (a *Admission) Admit(attrs AdmitAttributes) AdmitResult {
 	handlers := a.handlers
 	a.mu.Unlock()
 
-	if slices.ContainsFunc(attrs.OtherPods, func(p *v1.Pod) bool { return p.UID == attrs.Pod.UID }) {
-		attrs.OtherPods = slices.DeleteFunc(slices.Clone(attrs.OtherPods), func(p *v1.Pod) bool { return p.UID == attrs.Pod.UID })
+	notOther := func(p *v1.Pod) bool { return p == nil || p.UID == attrs.Pod.UID }
+	if slices.ContainsFunc(attrs.OtherPods, notOther) {
+		attrs.OtherPods = slices.DeleteFunc(slices.Clone(attrs.OtherPods), notOther)
 	}
 	for _, h := range handlers {
 		r := h.Admit(attrs)
@@ -258,6 +258,9 @@ func rejectionLabel(reason string) string {
 // Conditions are left to the status manager, which merges them with
 // those of the API.
 func RejectedStatus(pod *v1.Pod, r AdmitResult, now time.Time) v1.PodStatus {
+	if pod == nil {
+		pod = &v1.Pod{}
+	}
 	start := metav1.NewTime(now).Rfc3339Copy()
 	if t := pod.Status.StartTime; t != nil && !t.IsZero() {
 		start = t.Rfc3339Copy()
@@ -685,7 +688,7 @@ func fit(pod *v1.Pod, node *v1.Node, used nodeUsage) []fitFailure {
 	for name := range req.scalar {
 		names = append(names, name)
 	}
-	sort.Slice(names, func(i, j int) bool { return names[i] < names[j] })
+	slices.Sort(names)
 	for _, name := range names {
 		if q := req.scalar[name]; q > 0 && q > alloc.scalar[name]-used.requested.scalar[name] {
 			short(name, q, used.requested.scalar[name], alloc.scalar[name])
