@@ -16,30 +16,30 @@
 // also counts in kubelet_runtime_operations_errors_total. All three have
 // one label, operation_type, with the kubelet's names of the calls:
 //
-//	ListPodSandbox        list_podsandbox
-//	RunPodSandbox         run_podsandbox
-//	StopPodSandbox        stop_podsandbox
-//	RemovePodSandbox      remove_podsandbox
-//	PodSandboxStatus      podsandbox_status
-//	ListContainers        list_containers
-//	CreateContainer       create_container
-//	StartContainer        start_container
-//	StopContainer         stop_container
-//	RemoveContainer       remove_container
-//	ContainerStatus       container_status
-//	ExecSync              exec_sync
+//	ListPodSandbox            list_podsandbox
+//	RunPodSandbox             run_podsandbox
+//	StopPodSandbox            stop_podsandbox
+//	RemovePodSandbox          remove_podsandbox
+//	PodSandboxStatus          podsandbox_status
+//	ListContainers            list_containers
+//	CreateContainer           create_container
+//	StartContainer            start_container
+//	StopContainer             stop_container
+//	RemoveContainer           remove_container
+//	ContainerStatus           container_status
+//	ExecSync                  exec_sync
 //	UpdateContainerResources  update_container
-//	ListContainerStats    list_container_stats
-//	ListPodSandboxStats   list_podsandbox_stats
-//	ImageStatus           image_status
-//	PullImage             pull_image
-//	ListImages            list_images
-//	RemoveImage           remove_image
-//	ImageFsInfo           image_fs_info
-//	Version               version
-//	Status                status
-//	GetContainerEvents    get_container_events
-//	Close                 close
+//	ListContainerStats        list_container_stats
+//	ListPodSandboxStats       list_podsandbox_stats
+//	ImageStatus               image_status
+//	PullImage                 pull_image
+//	ListImages                list_images
+//	RemoveImage               remove_image
+//	ImageFsInfo               image_fs_info
+//	Version                   version
+//	Status                    status
+//	GetContainerEvents        get_container_events
+//	Close                     close
 //
 // RunPodSandbox also observes kubelet_run_podsandbox_duration_seconds and
 // counts failures in kubelet_run_podsandbox_errors_total, both by
