@@ -95,9 +95,19 @@ type Syncer interface {
 }
 
 // StatusSource gives a worker the runtime status of its pod observed after
-// a given time; pleg.Cache implements it.
+// a given time; pleg.Cache implements it. GetNewerThan blocks until it has
+// such a status or ctx ends; when it already has one it returns it even if
+// ctx is done.
 type StatusSource interface {
 	GetNewerThan(ctx context.Context, uid types.UID, minTime time.Time) (*core.PodStatus, error)
+}
+
+// StatusRefresher is optionally implemented by a StatusSource that can
+// inspect one pod on demand (pleg.PLEG's RelistPod). The worker then asks
+// for a fresh status of its pod after each sync instead of waiting for
+// the next relist, which a runtime's event stream may never bring.
+type StatusRefresher interface {
+	RelistPod(ctx context.Context, uid types.UID) error
 }
 
 // Defaults of WorkersConfig.
@@ -427,7 +437,7 @@ func (w *Workers) work(ctx context.Context, pw *podWorker) {
 
 		started := w.cfg.Clock.Now()
 		log := w.log.With(zap.String("pod", pod.Namespace+"/"+pod.Name), zap.String("podUID", string(pw.uid)), zap.Stringer("state", state))
-		status, err := w.cfg.Status.GetNewerThan(ctx, pw.uid, lastSync)
+		status, err := w.status(ctx, pw.uid, lastSync)
 		if err != nil {
 			cancel()
 			if ctx.Err() != nil {
@@ -437,7 +447,6 @@ func (w *Workers) work(ctx context.Context, pw *podWorker) {
 			w.requeue(timer, w.cfg.BackOffPeriod)
 			continue
 		}
-		lastSync = started
 
 		switch state {
 		case Syncing:
@@ -448,6 +457,7 @@ func (w *Workers) work(ctx context.Context, pw *podWorker) {
 			terminal, err := w.cfg.Syncer.SyncPod(syncCtx, pod, status)
 			interrupted := syncCtx.Err() != nil
 			cancel()
+			lastSync = w.cfg.Clock.Now()
 			w.metrics.duration.WithLabelValues(op.String()).Observe(w.cfg.Clock.Since(started).Seconds())
 			var wait *WaitError
 			switch {
@@ -474,6 +484,7 @@ func (w *Workers) work(ctx context.Context, pw *podWorker) {
 			err := w.cfg.Syncer.SyncTerminatingPod(syncCtx, pod, status, grace)
 			interrupted := syncCtx.Err() != nil
 			cancel()
+			lastSync = w.cfg.Clock.Now()
 			w.metrics.duration.WithLabelValues(UpdateKill.String()).Observe(w.cfg.Clock.Since(started).Seconds())
 			if ctx.Err() != nil {
 				return
@@ -504,10 +515,29 @@ func (w *Workers) work(ctx context.Context, pw *podWorker) {
 	}
 }
 
+// status returns the pod's status observed after since: one observed
+// during the previous sync may miss what it did last. When the source
+// has none yet and can refresh the pod, it is asked to, rather than
+// waiting for its next relist. A zero since takes whatever it has.
+func (w *Workers) status(ctx context.Context, uid types.UID, since time.Time) (*core.PodStatus, error) {
+	r, ok := w.cfg.Status.(StatusRefresher)
+	if ok && !since.IsZero() {
+		done, cancel := context.WithCancel(ctx)
+		cancel()
+		if st, err := w.cfg.Status.GetNewerThan(done, uid, since); err == nil {
+			return st, nil // fresh enough already (an event's relist)
+		}
+		if err := r.RelistPod(ctx, uid); err != nil && ctx.Err() == nil {
+			w.log.Debug("could not refresh the pod's status; waiting for the next relist", zap.String("podUID", string(uid)), zap.Error(err))
+		}
+	}
+	return w.cfg.Status.GetNewerThan(ctx, uid, since)
+}
+
 // finish runs SyncTerminatedPod with a status observed after every
 // container stopped, then marks the pod terminated.
 func (w *Workers) finish(ctx context.Context, pw *podWorker, pod *v1.Pod) error {
-	status, err := w.cfg.Status.GetNewerThan(ctx, pw.uid, w.cfg.Clock.Now())
+	status, err := w.status(ctx, pw.uid, w.cfg.Clock.Now())
 	if err != nil {
 		return err
 	}

@@ -59,6 +59,7 @@ type fakeSyncer struct {
 	versions  []string      // label "v" of each SyncPod's pod
 	graces    []int64       // grace periods of SyncTerminatingPod
 	hold      time.Duration // SyncPod reports restarts held back this long
+	took      time.Duration // each SyncPod takes this long
 }
 
 func (f *fakeSyncer) enter(uid types.UID, call string) {
@@ -107,6 +108,7 @@ func (f *fakeSyncer) SyncPod(ctx context.Context, pod *v1.Pod, _ *core.PodStatus
 	if err := f.wait(ctx); err != nil {
 		return false, err
 	}
+	time.Sleep(f.took)
 	if fail {
 		return false, errors.New("runtime said no")
 	}
@@ -437,6 +439,77 @@ func TestWorkerSameNameWaits(t *testing.T) {
 		}
 		if want := "[sync terminate(30) terminated sync]"; fmt.Sprint(calls) != want {
 			t.Fatalf("calls %v, want %s", calls, want)
+		}
+	})
+}
+
+// recordingStatus has a status observed when it was created or last
+// refreshed; it records the minimum times of the statuses it hands out and
+// the refreshes asked of it.
+type recordingStatus struct {
+	mu        sync.Mutex
+	observed  time.Time
+	minTimes  []time.Time
+	refreshes int
+}
+
+func (r *recordingStatus) GetNewerThan(ctx context.Context, uid types.UID, minTime time.Time) (*core.PodStatus, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !r.observed.After(minTime) {
+		if ctx.Err() == nil {
+			return nil, errors.New("recordingStatus: would block")
+		}
+		return nil, ctx.Err()
+	}
+	r.minTimes = append(r.minTimes, minTime)
+	return &core.PodStatus{UID: uid}, nil
+}
+
+func (r *recordingStatus) RelistPod(context.Context, types.UID) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.refreshes++
+	r.observed = time.Now()
+	return nil
+}
+
+// Each sync asks for a status observed after the previous sync ended (one
+// observed during it may miss what it did last), and has its source
+// refresh the pod first when it can.
+func TestWorkerWantsStatusNewerThanLastSync(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := &fakeSyncer{took: 3 * time.Second}
+		st := &recordingStatus{observed: time.Now()}
+		w, err := NewWorkers(WorkersConfig{Syncer: f, Status: st, Jitter: func() float64 { return 0 }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(t.Context())
+		done := make(chan struct{})
+		go func() { w.Run(ctx); close(done) }()
+		defer func() { cancel(); <-done }()
+		start := time.Now()
+		w.Update(Update{Type: UpdateCreate, Pod: testPod("1")})
+		time.Sleep(5 * time.Second)
+		w.Update(Update{Type: UpdateSync, Pod: testPod("1")})
+		time.Sleep(5 * time.Second)
+		st.mu.Lock()
+		defer st.mu.Unlock()
+		if len(st.minTimes) != 2 || !st.minTimes[0].IsZero() || !st.minTimes[1].Equal(start.Add(3*time.Second)) {
+			t.Fatalf("min times %v, want [zero, start+3s]", st.minTimes)
+		}
+		if st.refreshes != 1 {
+			t.Fatalf("%d refreshes, want 1 (before the second sync)", st.refreshes)
+		}
+		// A status fresh enough already is taken without a refresh.
+		st.observed = time.Now().Add(time.Hour)
+		st.mu.Unlock()
+		w.Update(Update{Type: UpdateSync, Pod: testPod("1")})
+		time.Sleep(5 * time.Second)
+		st.mu.Lock()
+		if st.refreshes != 1 || len(st.minTimes) != 3 {
+			t.Fatalf("%d refreshes and %d syncs, want 1 and 3", st.refreshes, len(st.minTimes))
 		}
 	})
 }
