@@ -57,9 +57,17 @@ type DriverConfig struct {
 	// BackOff holds back restarts of crashing containers. Default:
 	// NewBackOff with the kubelet's defaults, on Clock.
 	BackOff *BackOff
+	// ImageBackOff holds back pulls of images that failed to pull, apart
+	// from BackOff as in the kubelet. Default: NewBackOff with the
+	// kubelet's defaults, on Clock.
+	ImageBackOff *BackOff
 	// CgroupParent of every pod sandbox the driver runs. Default: none
 	// (the runtime's default).
 	CgroupParent string
+	// HostIPs are the node's IPs, primary first: the IPs of pods on the
+	// host network (their status.podIP, the host their hooks and probes
+	// reach). Default: none.
+	HostIPs []string
 	// Probes, when set, runs the probes of the pod's containers; their
 	// liveness and startup results restart containers. Nil: no probes run.
 	Probes ProbeSource
@@ -109,6 +117,13 @@ func NewDriver(cfg DriverConfig) (*Driver, error) {
 		}
 		cfg.BackOff = b
 	}
+	if cfg.ImageBackOff == nil {
+		b, err := NewBackOff(BackOffConfig{Clock: cfg.Clock})
+		if err != nil {
+			return nil, err
+		}
+		cfg.ImageBackOff = b
+	}
 	if cfg.Hooks == nil {
 		cfg.Hooks = &HookRunner{Exec: cfg.Runtime, Clock: cfg.Clock}
 	}
@@ -120,6 +135,14 @@ func NewDriver(cfg DriverConfig) (*Driver, error) {
 }
 
 var _ Syncer = (*Driver)(nil)
+
+// Housekeep forgets the back-off of containers and images not seen for
+// long (BackOff.GC); the loop calls it at housekeeping.
+func (d *Driver) Housekeep(context.Context) error {
+	d.cfg.BackOff.GC()
+	d.cfg.ImageBackOff.GC()
+	return nil
+}
 
 // WaitError is what SyncPod returns when the pod is as its spec wants
 // except for containers whose restart is held back: the worker syncs the
@@ -191,7 +214,7 @@ func (d *Driver) SyncPod(ctx context.Context, pod *v1.Pod, status *core.PodStatu
 			}
 		}
 	} else {
-		podIP := firstIP(readySandboxIPs(status))
+		podIP := firstIP(d.podIPs(pod, readySandboxIPs(status)))
 		var mu sync.Mutex
 		var errs []error
 		var wg sync.WaitGroup
@@ -266,7 +289,7 @@ func (d *Driver) SyncPod(ctx context.Context, pod *v1.Pod, status *core.PodStatu
 		}
 		current = st.GetStatus()
 	}
-	s := &starter{d: d, pod: pod, sandboxID: sandboxID, sbCfg: sbCfg, podIPs: core.SandboxIPs(current)}
+	s := &starter{d: d, pod: pod, sandboxID: sandboxID, sbCfg: sbCfg, podIPs: d.podIPs(pod, core.SandboxIPs(current))}
 	var errs []error
 	for _, i := range actions.EphemeralContainersToStart {
 		ec := &pod.Spec.EphemeralContainers[i]
@@ -430,15 +453,15 @@ func (d *Driver) ensureImage(ctx context.Context, pod *v1.Pod, c *v1.Container, 
 		return "", fmt.Errorf("pod %s/%s container %q: image %q is not present and imagePullPolicy is Never: %w", pod.Namespace, pod.Name, c.Name, c.Image, core.ErrNotFound)
 	}
 	key := ImageKey{PodUID: pod.UID, Image: c.Image}.String()
-	if held, _ := d.cfg.BackOff.InBackOffSinceUpdate(key); held {
+	if held, _ := d.cfg.ImageBackOff.InBackOffSinceUpdate(key); held {
 		return "", &imageBackOffError{msg: fmt.Sprintf("Back-off pulling image %q", c.Image)}
 	}
 	ref, err := d.cfg.Runtime.PullImage(ctx, spec, nil, sbCfg)
 	if err != nil {
-		d.cfg.BackOff.Next(key, d.cfg.Clock.Now())
+		d.cfg.ImageBackOff.Next(key, d.cfg.Clock.Now())
 		return "", fmt.Errorf("failed to pull image %q: %w", c.Image, err)
 	}
-	d.cfg.BackOff.Reset(key)
+	d.cfg.ImageBackOff.Reset(key)
 	return ref, nil
 }
 
@@ -563,6 +586,15 @@ func readySandboxIPs(status *core.PodStatus) []string {
 	return nil
 }
 
+// podIPs are the pod's IPs: its sandbox's, or the node's for a pod on the
+// host network, as the kubelet reports them.
+func (d *Driver) podIPs(pod *v1.Pod, sandboxIPs []string) []string {
+	if len(sandboxIPs) == 0 && pod.Spec.HostNetwork {
+		return d.cfg.HostIPs
+	}
+	return sandboxIPs
+}
+
 func firstIP(ips []string) string {
 	if len(ips) == 0 {
 		return ""
@@ -581,7 +613,7 @@ func (d *Driver) SyncTerminatingPod(ctx context.Context, pod *v1.Pod, status *co
 	if status == nil {
 		status = &core.PodStatus{}
 	}
-	podIP := firstIP(readySandboxIPs(status))
+	podIP := firstIP(d.podIPs(pod, readySandboxIPs(status)))
 	ids := map[string][]*runtimeapi.ContainerStatus{}
 	var names []string
 	for _, cs := range status.ContainerStatuses {
