@@ -126,7 +126,7 @@ func (t *Translator) applyMemoryQoS(unified map[string]string, pod *v1.Pod, c *v
 	limitQ := quantityOrZero(c.Resources.Limits, v1.ResourceMemory)
 	limit := limitQ.Value()
 	switch {
-	case request != 0 && t.cfg.TieredMemoryReservation && podQOS(pod) == v1.PodQOSGuaranteed:
+	case request != 0 && t.cfg.TieredMemoryReservation && PodQOS(pod) == v1.PodQOSGuaranteed:
 		unified["memory.min"] = strconv.FormatInt(request, 10)
 	case request != 0 && t.cfg.TieredMemoryReservation:
 		unified["memory.low"] = strconv.FormatInt(request, 10)
@@ -239,7 +239,7 @@ func (t *Translator) oomScoreAdj(pod *v1.Pod, c *v1.Container) (int, error) {
 	if isNodeCriticalPod(pod) {
 		return guaranteedOOMScoreAdj, nil
 	}
-	switch podQOS(pod) {
+	switch PodQOS(pod) {
 	case v1.PodQOSGuaranteed:
 		return guaranteedOOMScoreAdj, nil
 	case v1.PodQOSBestEffort:
@@ -334,9 +334,12 @@ func isNodeCriticalPod(pod *v1.Pod) bool {
 	return isCriticalPod(pod) && pod.Spec.PriorityClassName == systemNodeCritical
 }
 
-// podQOS is the pod's QoS class: the one recorded in its status, else the
-// one its resources give.
-func podQOS(pod *v1.Pod) v1.PodQOSClass {
+// PodQOS is the pod's QoS class: the one recorded in its status, else the
+// one its requests and limits of cpu and memory give (pod-level resources
+// when set, else every container's): Guaranteed when all have requests
+// equal to limits for both, BestEffort when none has any, Burstable
+// otherwise.
+func PodQOS(pod *v1.Pod) v1.PodQOSClass {
 	if pod.Status.QOSClass != "" {
 		return pod.Status.QOSClass
 	}
@@ -478,7 +481,7 @@ func (t *Translator) applySwap(r *runtimeapi.LinuxContainerResources, pod *v1.Po
 // limitedSwapAllowed: under LimitedSwap, only Burstable, non-critical
 // containers whose memory request is set and differs from the limit swap.
 func (t *Translator) limitedSwapAllowed(pod *v1.Pod, c *v1.Container) bool {
-	if !t.cfg.LimitedSwap || isCriticalPod(pod) || podQOS(pod) != v1.PodQOSBurstable {
+	if !t.cfg.LimitedSwap || isCriticalPod(pod) || PodQOS(pod) != v1.PodQOSBurstable {
 		return false
 	}
 	req := quantityOrZero(c.Resources.Requests, v1.ResourceMemory)

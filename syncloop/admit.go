@@ -21,6 +21,7 @@ import (
 	"k8s.io/component-helpers/scheduling/corev1/nodeaffinity"
 
 	"github.com/nodekit/nodekit/core"
+	"github.com/nodekit/nodekit/crispec"
 )
 
 // Reasons of a rejected pod, with the kubelet's spelling. They become the
@@ -271,62 +272,11 @@ func RejectedStatus(pod *v1.Pod, r AdmitResult, now time.Time) v1.PodStatus {
 		Reason:             r.Reason,
 		Message:            RejectedMessagePrefix + r.Message,
 		StartTime:          &start,
-		QOSClass:           podQOS(pod),
+		QOSClass:           crispec.PodQOS(pod),
 		VolumeHealth:       slices.Clone(pod.Status.VolumeHealth),
 	}
 }
 
-// podQOS is the pod's QoS class: the one in its status, else the one its
-// requests and limits of cpu and memory give.
-func podQOS(pod *v1.Pod) v1.PodQOSClass {
-	if pod.Status.QOSClass != "" {
-		return pod.Status.QOSClass
-	}
-	if resourcehelper.IsPodLevelResourcesSet(pod) {
-		return requirementsQOS(pod.Spec.Resources)
-	}
-	var class v1.PodQOSClass
-	for _, cs := range [][]v1.Container{pod.Spec.InitContainers, pod.Spec.Containers} {
-		for i := range cs {
-			switch q := requirementsQOS(&cs[i].Resources); {
-			case q == v1.PodQOSBurstable:
-				return q
-			case class == "":
-				class = q
-			case class != q:
-				return v1.PodQOSBurstable
-			}
-		}
-	}
-	if class == "" {
-		return v1.PodQOSBestEffort
-	}
-	return class
-}
-
-// requirementsQOS: Guaranteed when cpu and memory both have requests equal
-// to limits, BestEffort when neither has either, Burstable otherwise.
-func requirementsQOS(r *v1.ResourceRequirements) v1.PodQOSClass {
-	if len(r.Requests) == 0 && len(r.Limits) == 0 {
-		return v1.PodQOSBestEffort
-	}
-	var class v1.PodQOSClass
-	for _, name := range []v1.ResourceName{v1.ResourceCPU, v1.ResourceMemory} {
-		req, lim := r.Requests[name], r.Limits[name]
-		q := v1.PodQOSGuaranteed
-		switch {
-		case !req.Equal(lim):
-			return v1.PodQOSBurstable
-		case req.IsZero():
-			q = v1.PodQOSBestEffort
-		}
-		if class != "" && class != q {
-			return v1.PodQOSBurstable
-		}
-		class = q
-	}
-	return class
-}
 
 // InsufficientResource is a resource the node lacks for a pod. Amounts are
 // in millicores for cpu and in the resource's units for the rest (bytes,
