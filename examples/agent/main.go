@@ -25,7 +25,6 @@ import (
 	"os"
 	"os/signal"
 	"strings"
-	"sync"
 	"syscall"
 	"text/tabwriter"
 	"time"
@@ -43,7 +42,7 @@ import (
 	"github.com/nodekit/nodekit/core"
 	"github.com/nodekit/nodekit/cri"
 	"github.com/nodekit/nodekit/crispec"
-	"github.com/nodekit/nodekit/pleg"
+	"github.com/nodekit/nodekit/examples/node"
 	"github.com/nodekit/nodekit/runtimetest"
 	"github.com/nodekit/nodekit/syncloop"
 )
@@ -194,50 +193,33 @@ func runPod(ctx context.Context, out io.Writer, rt core.Runtime, tr *crispec.Tra
 			return fmt.Errorf("pod %s/%s container %q: image %q is not present and imagePullPolicy is Never", pod.Namespace, pod.Name, c.Name, c.Image)
 		}
 	}
-	p, err := pleg.New(pleg.Config{Runtime: rt, Logger: logger.Named("pleg")})
+	updates := make(chan core.PodUpdate, 1)
+	n, err := node.New(node.Config{Runtime: rt, Updates: updates, Translator: tr, HostIPs: []string{"127.0.0.1"}, Logger: logger})
 	if err != nil {
 		return err
 	}
-	driver, err := syncloop.NewDriver(syncloop.DriverConfig{Runtime: rt, Translator: tr, Logger: logger.Named("driver")})
-	if err != nil {
-		return err
-	}
-	workers, err := syncloop.NewWorkers(syncloop.WorkersConfig{Syncer: driver, Status: p.Cache(), Logger: logger.Named("workers")})
-	if err != nil {
-		return err
-	}
-	events := p.Watch()
 	runCtx, stop := context.WithCancel(ctx)
-	var wg sync.WaitGroup
-	wg.Go(func() { _ = p.Run(runCtx) })
-	wg.Go(func() { _ = workers.Run(runCtx) })
-	wg.Go(func() {
-		for ev := range events.Events() {
-			if ev.PodUID == pod.UID {
-				workers.Update(syncloop.Update{Type: syncloop.UpdateSync, Pod: pod})
-			}
-		}
-	})
+	done := make(chan error, 1)
+	go func() { done <- n.Run(runCtx) }()
 	defer func() {
 		stop()
-		events.Close()
-		wg.Wait()
+		<-done
 		removeSandboxes(out, rt, pod)
 	}()
 
-	workers.Update(syncloop.Update{Type: syncloop.UpdateCreate, Pod: pod})
+	updates <- core.PodUpdate{Op: core.OpAdd, Pods: []*v1.Pod{pod}, Source: "agent"}
 	running := func() bool {
-		st, _ := p.Cache().Get(pod.UID)
+		st, _ := n.PLEG.Cache().Get(pod.UID)
 		if st == nil {
 			return false
 		}
-		n := 0
+		c := 0
 		for _, cs := range st.ContainerStatuses {
 			if cs.GetState() == runtimeapi.ContainerState_CONTAINER_RUNNING {
-				n++
+				c++
 			}
 		}
-		return n == len(pod.Spec.Containers)
+		return c == len(pod.Spec.Containers)
 	}
 	if err := waitUntil(ctx, time.Minute, running); err != nil {
 		return fmt.Errorf("pod %s/%s: containers not running: %w", pod.Namespace, pod.Name, err)
@@ -250,9 +232,11 @@ func runPod(ctx context.Context, out io.Writer, rt core.Runtime, tr *crispec.Tra
 	case <-ctx.Done():
 	case <-time.After(hold):
 	}
-	workers.Update(syncloop.Update{Type: syncloop.UpdateKill, Pod: pod})
+	// The source no longer wants the pod: its worker stops it within its
+	// grace period.
+	updates <- core.PodUpdate{Op: core.OpRemove, Pods: []*v1.Pod{pod}, Source: "agent"}
 	grace := syncloop.EffectiveGracePeriod(0, pod, nil)
-	terminated := func() bool { s, _ := workers.State(pod.UID); return s == syncloop.Terminated }
+	terminated := func() bool { s, ok := n.Workers.State(pod.UID); return !ok || s == syncloop.Terminated }
 	if err := waitUntil(context.Background(), time.Duration(grace+30)*time.Second, terminated); err != nil {
 		return fmt.Errorf("pod %s/%s: not terminated: %w", pod.Namespace, pod.Name, err)
 	}

@@ -1,0 +1,226 @@
+// Package node wires nodekit's subsystems into a node agent: the PLEG
+// watches the runtime, the sync loop admits the pods the sources want and
+// hands them to one worker each, the driver carries out each worker's plan
+// on the runtime with probes and lifecycle hooks, and housekeeping kills
+// pods no source wants and collects dead containers. The example agents
+// run it; tests embed it to run pods on a real runtime.
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/clock"
+
+	"github.com/nodekit/nodekit/core"
+	"github.com/nodekit/nodekit/crispec"
+	"github.com/nodekit/nodekit/pleg"
+	"github.com/nodekit/nodekit/runtimemetrics"
+	"github.com/nodekit/nodekit/syncloop"
+)
+
+// DefaultRelistPeriod is the PLEG's relist period without an event stream.
+const DefaultRelistPeriod = 500 * time.Millisecond
+
+// Config configures a Node.
+type Config struct {
+	// Runtime runs the pods. Required.
+	Runtime core.Runtime
+	// Updates are the pod sources' changes. Required.
+	Updates <-chan core.PodUpdate
+	// SourcesReady reports whether every source delivered its pods once.
+	// Nil: always.
+	SourcesReady func() bool
+	// Node returns the node object that admission fits pods to.
+	// Default: LocalNode, read once.
+	Node func() (*v1.Node, error)
+	// Translator turns pods into CRI configs. Default: crispec.New with
+	// the memory capacity of Node.
+	Translator *crispec.Translator
+	// CgroupParent of every pod sandbox. Default: the runtime's.
+	CgroupParent string
+	// HostIPs are the node's IPs: those of host-network pods.
+	HostIPs []string
+	// BackOff configures the crash-loop and image-pull back-off.
+	BackOff syncloop.BackOffConfig
+	// RelistPeriod of the PLEG while it has no event stream (containerd
+	// 1.6, or a broken stream). Default DefaultRelistPeriod: half the
+	// kubelet's 1 s, so that a container that dies is found in 0.25 s on
+	// average; a relist of 100 unchanged pods costs the runtime two list
+	// calls (see BENCHMARKS.md).
+	RelistPeriod time.Duration
+	// Events selects whether the PLEG follows the runtime's event stream.
+	Events pleg.EventMode
+	// Registerer receives every subsystem's metrics. Nil: none.
+	Registerer prometheus.Registerer
+	Clock      clock.WithTicker
+	Logger     *zap.Logger
+}
+
+// Node is a running set of subsystems. Its fields are the subsystems, for
+// callers that want to look inside (tests, status endpoints).
+type Node struct {
+	PLEG      *pleg.PLEG
+	Admission *syncloop.Admission
+	Probes    *syncloop.ProbeManager
+	Driver    *syncloop.Driver
+	Workers   *syncloop.Workers
+	Loop      *syncloop.Loop
+
+	events *pleg.Subscription
+}
+
+// New wires the subsystems for cfg. Nothing runs until Run.
+func New(cfg Config) (*Node, error) {
+	if cfg.Runtime == nil || cfg.Updates == nil {
+		return nil, fmt.Errorf("node: Runtime and Updates are required: %w", core.ErrInvalid)
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = clock.RealClock{}
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = zap.NewNop()
+	}
+	if cfg.RelistPeriod == 0 {
+		cfg.RelistPeriod = DefaultRelistPeriod
+	}
+	if cfg.BackOff.Clock == nil {
+		cfg.BackOff.Clock = cfg.Clock
+	}
+	backOff, err := syncloop.NewBackOff(cfg.BackOff)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Registerer != nil {
+		rt, err := runtimemetrics.New(runtimemetrics.Config{Runtime: cfg.Runtime, Registerer: cfg.Registerer, Clock: cfg.Clock})
+		if err != nil {
+			return nil, err
+		}
+		cfg.Runtime = rt
+	}
+	if cfg.Node == nil {
+		local, err := LocalNode()
+		if err != nil {
+			return nil, err
+		}
+		cfg.Node = func() (*v1.Node, error) { return local, nil }
+	}
+	if cfg.Translator == nil {
+		// Burstable pods' memory limits need the node's memory.
+		nd, err := cfg.Node()
+		if err != nil {
+			return nil, err
+		}
+		mem := nd.Status.Capacity.Memory()
+		if mem.IsZero() {
+			mem = nd.Status.Allocatable.Memory()
+		}
+		cfg.Translator, err = crispec.New(crispec.Config{MemoryCapacity: mem.Value()})
+		if err != nil {
+			return nil, err
+		}
+	}
+	p, err := pleg.New(pleg.Config{Runtime: cfg.Runtime, Clock: cfg.Clock, Logger: cfg.Logger.Named("pleg"),
+		Registerer: cfg.Registerer, RelistPeriod: cfg.RelistPeriod, Events: cfg.Events})
+	if err != nil {
+		return nil, err
+	}
+	n := &Node{PLEG: p}
+	nodeIP := ""
+	if len(cfg.HostIPs) > 0 {
+		nodeIP = cfg.HostIPs[0]
+	}
+	n.Probes, err = syncloop.NewProbeManager(syncloop.ProbeManagerConfig{
+		Runner: &syncloop.ProbeRunner{Exec: cfg.Runtime}, NodeIP: nodeIP,
+		Clock: cfg.Clock, Logger: cfg.Logger.Named("probes"), Registerer: cfg.Registerer,
+		// A changed result syncs the pod: a failed liveness or startup
+		// probe restarts the container.
+		OnChange: func(uid types.UID, _ syncloop.ProbeKind, _ string, _ syncloop.ProbeResult) { n.Loop.SyncPod(uid) },
+	})
+	if err != nil {
+		return nil, err
+	}
+	n.Driver, err = syncloop.NewDriver(syncloop.DriverConfig{
+		Probes:  n.Probes,
+		Runtime: cfg.Runtime, Translator: cfg.Translator, BackOff: backOff, CgroupParent: cfg.CgroupParent,
+		HostIPs: cfg.HostIPs, Registerer: cfg.Registerer, Clock: cfg.Clock, Logger: cfg.Logger.Named("driver"),
+	})
+	if err != nil {
+		return nil, err
+	}
+	n.Workers, err = syncloop.NewWorkers(syncloop.WorkersConfig{Syncer: n.Driver, Status: plegStatus{p},
+		Clock: cfg.Clock, Logger: cfg.Logger.Named("workers"), Registerer: cfg.Registerer})
+	if err != nil {
+		return nil, err
+	}
+	fit, err := syncloop.NewNodeFit(syncloop.NodeFitConfig{Node: cfg.Node, Logger: cfg.Logger.Named("admission")})
+	if err != nil {
+		return nil, err
+	}
+	n.Admission, err = syncloop.NewAdmission(syncloop.AdmissionConfig{Handlers: []syncloop.AdmitHandler{fit},
+		Registerer: cfg.Registerer, Logger: cfg.Logger.Named("admission")})
+	if err != nil {
+		return nil, err
+	}
+	n.events = p.Watch()
+	n.Loop, err = syncloop.NewLoop(syncloop.LoopConfig{
+		Updates: cfg.Updates, Events: n.events.Events(), Workers: n.Workers, Runtime: cfg.Runtime, Admission: n.Admission,
+		SourcesReady: cfg.SourcesReady, Housekeepers: []syncloop.Housekeeper{n.Driver},
+		Clock: cfg.Clock, Logger: cfg.Logger.Named("loop"),
+	})
+	if err != nil {
+		n.events.Close()
+		return nil, err
+	}
+	return n, nil
+}
+
+// Run runs every subsystem until ctx ends, then waits for them.
+func (n *Node) Run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	errs := make(chan error, 4)
+	run := func(name string, f func(context.Context) error) {
+		wg.Go(func() {
+			if err := f(ctx); err != nil && !errors.Is(err, context.Canceled) {
+				errs <- fmt.Errorf("%s: %w", name, err)
+				cancel()
+			}
+		})
+	}
+	run("pleg", n.PLEG.Run)
+	run("probes", n.Probes.Run)
+	run("workers", n.Workers.Run)
+	run("loop", n.Loop.Run)
+	wg.Wait()
+	n.events.Close()
+	close(errs)
+	var all []error
+	for err := range errs {
+		all = append(all, err)
+	}
+	if len(all) > 0 {
+		return errors.Join(all...)
+	}
+	return ctx.Err()
+}
+
+// plegStatus is the workers' status source: the PLEG's cache, refreshed
+// for one pod on demand.
+type plegStatus struct{ p *pleg.PLEG }
+
+func (s plegStatus) GetNewerThan(ctx context.Context, uid types.UID, minTime time.Time) (*core.PodStatus, error) {
+	return s.p.Cache().GetNewerThan(ctx, uid, minTime)
+}
+
+func (s plegStatus) RelistPod(ctx context.Context, uid types.UID) error {
+	return s.p.RelistPod(ctx, uid)
+}
