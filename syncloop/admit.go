@@ -277,7 +277,6 @@ func RejectedStatus(pod *v1.Pod, r AdmitResult, now time.Time) v1.PodStatus {
 	}
 }
 
-
 // InsufficientResource is a resource the node lacks for a pod. Amounts are
 // in millicores for cpu and in the resource's units for the rest (bytes,
 // pods, devices).
