@@ -71,6 +71,13 @@
 //     with its Results; Ready and Started feed the pod's status; OnChange
 //     wakes the pod's worker. Each attempt is a Prober call (ProbeRunner:
 //     exec through core.ExecSyncer, httpGet, tcpSocket, grpc).
+//   - ContainerGC collects dead containers as the kubelet's container GC
+//     (GCPolicy: the newest dead instance of each container kept by
+//     default, an optional minimum age and global cap), removes all of a
+//     pod whose content may go (GCPodState, answered by the Loop: deleted
+//     and terminated) once every source is ready, sandboxes that are
+//     neither ready nor used (the newest of a live pod kept), and the log
+//     directories of gone pods. PlanGC is its deterministic core.
 //   - BackOff holds back restarts of crashing containers (CrashLoopBackOff:
 //     a first restart at once, then 10 s doubling to 300 s, reset by a run
 //     of 10 min) and image pulls that failed (ImagePullBackOff), with the

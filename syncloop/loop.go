@@ -404,3 +404,36 @@ func (l *Loop) killOrphans(ctx context.Context) error {
 	}
 	return nil
 }
+
+// ShouldPodContentBeRemoved implements GCPodState: no source wants the
+// pod and no worker runs it (none has, or its worker terminated).
+func (l *Loop) ShouldPodContentBeRemoved(uid types.UID) bool {
+	l.mu.Lock()
+	_, wanted := l.pods[uid]
+	l.mu.Unlock()
+	if wanted {
+		return false
+	}
+	s, known := l.cfg.Workers.States()[uid]
+	return !known || s == Terminated
+}
+
+// ShouldPodRuntimeBeRemoved implements GCPodState: nothing of the pod runs
+// or will: it was rejected, its worker terminated, or no source wants it
+// and no worker runs it.
+func (l *Loop) ShouldPodRuntimeBeRemoved(uid types.UID) bool {
+	l.mu.Lock()
+	_, wanted := l.pods[uid]
+	rejected := l.rejected[uid]
+	l.mu.Unlock()
+	if rejected {
+		return true
+	}
+	s, known := l.cfg.Workers.States()[uid]
+	if known {
+		return s == Terminated
+	}
+	return !wanted
+}
+
+var _ GCPodState = (*Loop)(nil)

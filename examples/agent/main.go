@@ -98,7 +98,7 @@ func run(args []string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	return runPod(ctx, out, rt, tr, pod, *hold, logger)
+	return runPod(ctx, out, rt, tr, *logsRoot, pod, *hold, logger)
 }
 
 func openRuntime(ctx context.Context, endpoint string, logger *zap.Logger) (core.Runtime, func(), error) {
@@ -167,7 +167,7 @@ func defaultPod() *v1.Pod {
 // the runtime, the pod's worker drives it toward the spec through the
 // driver, and every PLEG event for the pod wakes its worker. After hold,
 // the pod is killed and terminates gracefully.
-func runPod(ctx context.Context, out io.Writer, rt core.Runtime, tr *crispec.Translator, pod *v1.Pod, hold time.Duration, logger *zap.Logger) error {
+func runPod(ctx context.Context, out io.Writer, rt core.Runtime, tr *crispec.Translator, logsRoot string, pod *v1.Pod, hold time.Duration, logger *zap.Logger) error {
 	for i := range pod.Spec.Containers {
 		c := &pod.Spec.Containers[i]
 		cfg, err := tr.ContainerConfig(pod, c, crispec.ContainerOptions{})
@@ -194,7 +194,7 @@ func runPod(ctx context.Context, out io.Writer, rt core.Runtime, tr *crispec.Tra
 		}
 	}
 	updates := make(chan core.PodUpdate, 1)
-	n, err := node.New(node.Config{Runtime: rt, Updates: updates, Translator: tr, HostIPs: []string{"127.0.0.1"}, Logger: logger})
+	n, err := node.New(node.Config{Runtime: rt, Updates: updates, Translator: tr, PodLogsRoot: logsRoot, HostIPs: []string{"127.0.0.1"}, Logger: logger})
 	if err != nil {
 		return err
 	}

@@ -34,7 +34,7 @@ func TestAdmissionOnTheNode(t *testing.T) {
 	updates := make(chan core.PodUpdate, 1)
 	twoCPUs := &v1.Node{ObjectMeta: metav1.ObjectMeta{Name: "n1"}, Status: v1.NodeStatus{Allocatable: v1.ResourceList{
 		v1.ResourceCPU: resource.MustParse("2"), v1.ResourceMemory: resource.MustParse("4Gi"), v1.ResourcePods: resource.MustParse("10")}}}
-	n, err := node.New(node.Config{Runtime: rt, Updates: updates, Registerer: reg, Logger: zaptest.NewLogger(t),
+	n, err := node.New(node.Config{Runtime: rt, Updates: updates, Registerer: reg, Logger: zaptest.NewLogger(t), PodLogsRoot: t.TempDir(),
 		Node: func() (*v1.Node, error) { return twoCPUs, nil }})
 	if err != nil {
 		t.Fatal(err)

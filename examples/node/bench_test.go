@@ -146,7 +146,7 @@ func startAllDirect(b *testing.B, e *env, tr *crispec.Translator, round int) tim
 func startAllAgent(b *testing.B, e *env, tr *crispec.Translator, round int) time.Duration {
 	pods := roundPods(2*round + 1)
 	updates := make(chan core.PodUpdate, 1)
-	n, err := node.New(node.Config{Runtime: e.rt, Updates: updates, Translator: tr, CgroupParent: e.cd.CgroupParent})
+	n, err := node.New(node.Config{Runtime: e.rt, Updates: updates, Translator: tr, PodLogsRoot: e.logsRoot, CgroupParent: e.cd.CgroupParent})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -247,7 +247,7 @@ func BenchmarkRestartAfterKill(b *testing.B) {
 					b.Fatal(err)
 				}
 				updates := make(chan core.PodUpdate, 1)
-				n, err := node.New(node.Config{Runtime: e.rt, Updates: updates, Translator: tr, CgroupParent: e.cd.CgroupParent,
+				n, err := node.New(node.Config{Runtime: e.rt, Updates: updates, Translator: tr, PodLogsRoot: e.logsRoot, CgroupParent: e.cd.CgroupParent,
 					RelistPeriod: relist, Events: pleg.EventsAuto})
 				if err != nil {
 					b.Fatal(err)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -64,7 +65,7 @@ func (e *env) start(t *testing.T, mod func(*node.Config)) *agent {
 	}
 	updates := make(chan core.PodUpdate, 16)
 	cfg := node.Config{
-		Runtime: e.rt, Updates: updates, Translator: tr, CgroupParent: e.cd.CgroupParent,
+		Runtime: e.rt, Updates: updates, Translator: tr, PodLogsRoot: e.logsRoot, CgroupParent: e.cd.CgroupParent,
 		HostIPs: []string{"127.0.0.1"}, Logger: zaptest.NewLogger(t).Named(t.Name()),
 	}
 	if mod != nil {
@@ -294,5 +295,40 @@ func TestCrashLoopOnContainerd(t *testing.T) {
 			}
 		}
 		return false
+	})
+}
+
+// Garbage collection on real containerd: a crash-looping container keeps
+// only its newest dead instance; once the pod is removed and terminated,
+// its containers, sandbox and log directory go.
+func TestGarbageCollectionOnContainerd(t *testing.T) {
+	e := startEnv(t, testenv.Containerd16)
+	a := e.start(t, func(c *node.Config) {
+		c.GCPeriod = 500 * time.Millisecond
+		c.BackOff = syncloop.BackOffConfig{Initial: 200 * time.Millisecond, Max: 400 * time.Millisecond}
+	})
+	pod := hostPod("gc", v1.Container{Name: "app", Command: []string{"sh", "-c", "sleep 0.2; exit 1"}})
+	a.send(core.OpAdd, pod)
+	waitFor(t, time.Minute, "the fourth attempt", func() bool {
+		for _, c := range e.containers(t, pod.UID) {
+			if c.GetMetadata().GetAttempt() >= 4 {
+				return true
+			}
+		}
+		return false
+	})
+	waitFor(t, 10*time.Second, "old instances to be collected", func() bool {
+		dead := 0
+		for _, c := range e.containers(t, pod.UID) {
+			if c.GetState() != runtimeapi.ContainerState_CONTAINER_RUNNING {
+				dead++
+			}
+		}
+		return dead <= 1
+	})
+	a.send(core.OpRemove, pod)
+	waitFor(t, 30*time.Second, "everything of the removed pod to be collected", func() bool {
+		_, err := os.Stat(crispec.PodLogDir(e.logsRoot, pod.Namespace, pod.Name, pod.UID))
+		return len(e.containers(t, pod.UID)) == 0 && len(e.sandboxes(t, pod.UID)) == 0 && errors.Is(err, os.ErrNotExist)
 	})
 }

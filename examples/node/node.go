@@ -29,6 +29,10 @@ import (
 // DefaultRelistPeriod is the PLEG's relist period without an event stream.
 const DefaultRelistPeriod = 500 * time.Millisecond
 
+// DefaultGCPeriod is how often dead containers are collected, as the
+// kubelet's ContainerGCPeriod.
+const DefaultGCPeriod = time.Minute
+
 // Config configures a Node.
 type Config struct {
 	// Runtime runs the pods. Required.
@@ -41,8 +45,17 @@ type Config struct {
 	// Node returns the node object that admission fits pods to.
 	// Default: LocalNode, read once.
 	Node func() (*v1.Node, error)
+	// PodLogsRoot holds the pods' log directories. Default
+	// crispec.DefaultPodLogsRoot; with a Translator of your own, set it to
+	// the translator's so that logs of deleted pods are collected.
+	PodLogsRoot string
+	// GCPolicy of dead containers. Default syncloop.DefaultGCPolicy().
+	GCPolicy *syncloop.GCPolicy
+	// GCPeriod is how often dead containers are collected. Default
+	// DefaultGCPeriod.
+	GCPeriod time.Duration
 	// Translator turns pods into CRI configs. Default: crispec.New with
-	// the memory capacity of Node.
+	// PodLogsRoot and the memory capacity of Node.
 	Translator *crispec.Translator
 	// CgroupParent of every pod sandbox. Default: the runtime's.
 	CgroupParent string
@@ -73,8 +86,13 @@ type Node struct {
 	Driver    *syncloop.Driver
 	Workers   *syncloop.Workers
 	Loop      *syncloop.Loop
+	GC        *syncloop.ContainerGC
 
-	events *pleg.Subscription
+	events       *pleg.Subscription
+	gcPeriod     time.Duration
+	sourcesReady func() bool
+	clock        clock.WithTicker
+	log          *zap.Logger
 }
 
 // New wires the subsystems for cfg. Nothing runs until Run.
@@ -87,6 +105,15 @@ func New(cfg Config) (*Node, error) {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = zap.NewNop()
+	}
+	if cfg.PodLogsRoot == "" {
+		cfg.PodLogsRoot = crispec.DefaultPodLogsRoot
+	}
+	if cfg.GCPeriod == 0 {
+		cfg.GCPeriod = DefaultGCPeriod
+	}
+	if cfg.SourcesReady == nil {
+		cfg.SourcesReady = func() bool { return true }
 	}
 	if cfg.RelistPeriod == 0 {
 		cfg.RelistPeriod = DefaultRelistPeriod
@@ -122,7 +149,7 @@ func New(cfg Config) (*Node, error) {
 		if mem.IsZero() {
 			mem = nd.Status.Allocatable.Memory()
 		}
-		cfg.Translator, err = crispec.New(crispec.Config{MemoryCapacity: mem.Value()})
+		cfg.Translator, err = crispec.New(crispec.Config{MemoryCapacity: mem.Value(), PodLogsRoot: cfg.PodLogsRoot})
 		if err != nil {
 			return nil, err
 		}
@@ -179,6 +206,13 @@ func New(cfg Config) (*Node, error) {
 		n.events.Close()
 		return nil, err
 	}
+	n.GC, err = syncloop.NewContainerGC(syncloop.ContainerGCConfig{Runtime: cfg.Runtime, Pods: n.Loop, Policy: cfg.GCPolicy,
+		PodLogsRoot: cfg.PodLogsRoot, Clock: cfg.Clock, Logger: cfg.Logger.Named("gc")})
+	if err != nil {
+		n.events.Close()
+		return nil, err
+	}
+	n.gcPeriod, n.sourcesReady, n.clock, n.log = cfg.GCPeriod, cfg.SourcesReady, cfg.Clock, cfg.Logger
 	return n, nil
 }
 
@@ -187,7 +221,7 @@ func (n *Node) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
-	errs := make(chan error, 4)
+	errs := make(chan error, 5)
 	run := func(name string, f func(context.Context) error) {
 		wg.Go(func() {
 			if err := f(ctx); err != nil && !errors.Is(err, context.Canceled) {
@@ -200,6 +234,7 @@ func (n *Node) Run(ctx context.Context) error {
 	run("probes", n.Probes.Run)
 	run("workers", n.Workers.Run)
 	run("loop", n.Loop.Run)
+	run("gc", n.collect)
 	wg.Wait()
 	n.events.Close()
 	close(errs)
@@ -223,4 +258,20 @@ func (s plegStatus) GetNewerThan(ctx context.Context, uid types.UID, minTime tim
 
 func (s plegStatus) RelistPod(ctx context.Context, uid types.UID) error {
 	return s.p.RelistPod(ctx, uid)
+}
+
+// collect garbage-collects dead containers every GCPeriod until ctx ends.
+func (n *Node) collect(ctx context.Context) error {
+	t := n.clock.NewTicker(n.gcPeriod)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C():
+		}
+		if _, err := n.GC.GarbageCollect(ctx, n.sourcesReady(), false); err != nil && ctx.Err() == nil {
+			n.log.Warn("garbage collection failed", zap.Error(err))
+		}
+	}
 }
