@@ -156,7 +156,9 @@ func PlanGC(in GCInput) GCPlan {
 		slices.SortStableFunc(cs, func(a, b GCContainer) int { return cmp.Or(b.Created.Compare(a.Created), strings.Compare(a.ID, b.ID)) })
 		keys = append(keys, k)
 	}
-	slices.SortFunc(keys, func(a, b gcUnit) int { return cmp.Or(strings.Compare(string(a.uid), string(b.uid)), strings.Compare(a.name, b.name)) })
+	slices.SortFunc(keys, func(a, b gcUnit) int {
+		return cmp.Or(strings.Compare(string(a.uid), string(b.uid)), strings.Compare(a.name, b.name))
+	})
 
 	if in.AllSourcesReady {
 		for _, k := range keys {
