@@ -17,11 +17,16 @@
 //	runtimetest an in-memory simulated runtime with an injected clock,
 //	            scripted containers and fault injection, and the conformance
 //	            suite that every core.Runtime must pass.
+//	runtimemetrics
+//	            the kubelet's runtime operation metrics, as a decorator of
+//	            any core.Runtime.
 //
 //	staticpod   pod sources: manifests on disk, over HTTP, from an apiserver.
-//	syncloop    one worker per pod drives the runtime until it matches the
-//	            spec: sandboxes, init and sidecar containers, restarts and
-//	            back-off, probes, admission, graceful termination.
+//	syncloop    the sync loop: admits pods, gives each a worker that drives
+//	            the runtime until it matches the spec (sandboxes, init and
+//	            sidecar containers, restarts and back-off, probes, hooks,
+//	            graceful termination), kills pods no source wants, and
+//	            collects dead containers.
 //	pleg        the pod lifecycle event generator: relists the runtime (or
 //	            follows its event stream) and keeps the pod status cache.
 //	statusmgr   turns runtime state into v1.PodStatus and pushes it to sinks.
