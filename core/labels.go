@@ -20,6 +20,23 @@ const (
 	LabelContainerName = kubelettypes.KubernetesContainerNameLabel
 )
 
+// Annotations pod sources set on the pods they deliver, with the kubelet's
+// names.
+const (
+	// AnnotationConfigSource names the source a pod came from (SourceFile,
+	// SourceHTTP, SourceAPI).
+	AnnotationConfigSource = "kubernetes.io/config.source"
+	// AnnotationConfigHash is the hash a file or HTTP source gives a pod:
+	// its UID.
+	AnnotationConfigHash = "kubernetes.io/config.hash"
+	// AnnotationConfigSeen is when a source first saw the pod (RFC 3339
+	// with nanoseconds); the pod start duration counts from it.
+	AnnotationConfigSeen = "kubernetes.io/config.seen"
+	// AnnotationConfigMirror marks a mirror pod: the apiserver's copy of a
+	// static pod, with the static pod's hash as its value.
+	AnnotationConfigMirror = v1.MirrorPodAnnotationKey
+)
+
 // Annotations the kubelet sets on containers.
 const (
 	AnnotationContainerHash                     = "io.kubernetes.container.hash"

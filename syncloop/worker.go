@@ -247,7 +247,7 @@ func (w *Workers) Update(u Update) {
 	pw := w.pods[u.Pod.UID]
 	if pw == nil {
 		pw = &podWorker{uid: u.Pod.UID, wake: make(chan struct{}, 1), op: UpdateSync, firstSeen: w.cfg.Clock.Now()}
-		if t, err := time.Parse(time.RFC3339Nano, u.Pod.Annotations[AnnotationConfigSeen]); err == nil {
+		if t, err := time.Parse(time.RFC3339Nano, u.Pod.Annotations[core.AnnotationConfigSeen]); err == nil {
 			pw.firstSeen = t
 		}
 		w.pods[u.Pod.UID] = pw
@@ -293,11 +293,6 @@ func (w *Workers) Forget(uid types.UID) bool {
 	delete(w.pods, uid)
 	return true
 }
-
-// AnnotationConfigSeen is the annotation in which pod sources record when
-// they first saw a pod (RFC 3339), as the kubelet's config sources do; the
-// pod start duration counts from it.
-const AnnotationConfigSeen = "kubernetes.io/config.seen"
 
 // podRunning reports whether status shows one of pod's regular containers
 // running: the pod is initialized and runs, the kubelet's Running phase.

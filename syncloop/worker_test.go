@@ -293,7 +293,7 @@ func TestWorkerMetrics(t *testing.T) {
 		go w.Run(ctx)
 		pod := testPod("1")
 		pod.Spec.Containers = []v1.Container{{Name: "app"}}
-		pod.Annotations = map[string]string{AnnotationConfigSeen: seen.Format(time.RFC3339Nano)}
+		pod.Annotations = map[string]string{core.AnnotationConfigSeen: seen.Format(time.RFC3339Nano)}
 		w.Update(Update{Type: UpdateCreate, Pod: pod})
 		synctest.Wait()
 		time.Sleep(3 * time.Second)
