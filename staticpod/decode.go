@@ -7,9 +7,12 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"maps"
+	"slices"
 	"strings"
 
 	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/validation"
@@ -72,13 +75,13 @@ func Decode(data []byte, opts DecodeOptions) ([]*v1.Pod, error) {
 	case meta.Kind == "Pod":
 		pod := &v1.Pod{}
 		if err := json.Unmarshal(jsonData, pod); err != nil {
-			return nil, fmt.Errorf("%s: %w: %w", opts.Location, ErrInvalidManifest, err)
+			return nil, fmt.Errorf("%s: %w: %w", opts.Location, ErrInvalidManifest, locate(jsonData, "", err))
 		}
 		pods = append(pods, pod)
 	case meta.Kind == "PodList" && opts.Source != core.SourceFile:
 		list := &v1.PodList{}
 		if err := json.Unmarshal(jsonData, list); err != nil {
-			return nil, fmt.Errorf("%s: %w: %w", opts.Location, ErrInvalidManifest, err)
+			return nil, fmt.Errorf("%s: %w: %w", opts.Location, ErrInvalidManifest, locate(jsonData, "items", err))
 		}
 		for i := range list.Items {
 			pods = append(pods, &list.Items[i])
@@ -108,6 +111,66 @@ func Decode(data []byte, opts DecodeOptions) ([]*v1.Pod, error) {
 		return nil, err
 	}
 	return pods, nil
+}
+
+// locate names the field of a resource quantity that failed to decode
+// (encoding/json does not say which); other errors are returned as they
+// are. items is "items" for a PodList.
+func locate(data []byte, items string, err error) error {
+	var doc map[string]any
+	if json.Unmarshal(data, &doc) != nil {
+		return err
+	}
+	pods := []map[string]any{doc}
+	paths := []*field.Path{nil}
+	if items != "" {
+		list, _ := doc[items].([]any)
+		pods, paths = nil, nil
+		for i, it := range list {
+			if m, ok := it.(map[string]any); ok {
+				pods = append(pods, m)
+				paths = append(paths, field.NewPath(items).Index(i))
+			}
+		}
+	}
+	child := func(p *field.Path, name string) *field.Path {
+		if p == nil {
+			return field.NewPath(name)
+		}
+		return p.Child(name)
+	}
+	var errs field.ErrorList
+	checkList := func(p *field.Path, v any) {
+		m, _ := v.(map[string]any)
+		for _, k := range slices.Sorted(maps.Keys(m)) {
+			s := fmt.Sprint(m[k])
+			if _, qerr := resource.ParseQuantity(s); qerr != nil {
+				errs = append(errs, field.Invalid(p.Key(k), s, qerr.Error()))
+			}
+		}
+	}
+	checkReq := func(p *field.Path, v any) {
+		r, _ := v.(map[string]any)
+		checkList(p.Child("requests"), r["requests"])
+		checkList(p.Child("limits"), r["limits"])
+	}
+	for i, pod := range pods {
+		spec, _ := pod["spec"].(map[string]any)
+		sp := child(paths[i], "spec")
+		checkList(sp.Child("overhead"), spec["overhead"])
+		checkReq(sp.Child("resources"), spec["resources"])
+		for _, kind := range []string{"initContainers", "containers", "ephemeralContainers"} {
+			cs, _ := spec[kind].([]any)
+			for j, c := range cs {
+				cm, _ := c.(map[string]any)
+				checkReq(sp.Child(kind).Index(j).Child("resources"), cm["resources"])
+			}
+		}
+	}
+	if len(errs) > 0 {
+		return errs.ToAggregate()
+	}
+	return err
 }
 
 // Defaults gives a decoded pod what the kubelet gives a static pod: a UID

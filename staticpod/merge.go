@@ -107,6 +107,15 @@ func (m *Merger) Set(ctx context.Context, source string, pods []*v1.Pod) error {
 		return fmt.Errorf("staticpod: merger: unknown source %q: %w", source, core.ErrInvalid)
 	}
 	firstSet := !m.seen[source]
+	// Restored when ctx ends before every update is sent, so that the
+	// next snapshot sends them again: an update may come twice, never not
+	// at all.
+	before := maps.Clone(stored)
+	rollback := func(err error) error {
+		m.pods[source] = before
+		m.seen[source] = !firstSet
+		return err
+	}
 	m.seen[source] = true
 
 	var dupErrs []error
@@ -153,8 +162,10 @@ func (m *Merger) Set(ctx context.Context, source string, pods []*v1.Pod) error {
 				updates = append(updates, ref.DeepCopy())
 			}
 		case !reflect.DeepEqual(old.Status, ref.Status):
-			old.Status = ref.Status
-			reconciles = append(reconciles, old.DeepCopy())
+			upd := old.DeepCopy()
+			upd.Status = ref.Status
+			stored[uid] = upd
+			reconciles = append(reconciles, upd.DeepCopy())
 		}
 	}
 	for _, uid := range slices.Sorted(maps.Keys(stored)) {
@@ -180,19 +191,19 @@ func (m *Merger) Set(ctx context.Context, source string, pods []*v1.Pod) error {
 	}{{core.OpRemove, removes}, {core.OpAdd, adds}, {core.OpUpdate, updates}, {core.OpDelete, deletes}} {
 		if len(u.pods) > 0 {
 			if err := send(u.op, u.pods); err != nil {
-				return err
+				return rollback(err)
 			}
 		}
 	}
 	if firstSet && len(adds) == 0 && len(updates) == 0 && len(deletes) == 0 {
 		// An empty ADD tells the consumer the source has been heard from.
 		if err := send(core.OpAdd, nil); err != nil {
-			return err
+			return rollback(err)
 		}
 	}
 	if len(reconciles) > 0 {
 		if err := send(core.OpReconcile, reconciles); err != nil {
-			return err
+			return rollback(err)
 		}
 	}
 	for _, err := range dupErrs {
