@@ -3,6 +3,7 @@ module github.com/nodekit/nodekit
 go 1.26.0
 
 require (
+	github.com/fsnotify/fsnotify v1.10.1
 	github.com/go-logr/logr v1.4.3
 	github.com/go-logr/zapr v1.3.0
 	github.com/opencontainers/go-digest v1.0.0
