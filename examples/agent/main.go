@@ -13,6 +13,10 @@
 // Against a real runtime, with a pod manifest of your own:
 //
 //	go run ./examples/agent -runtime-endpoint unix:///run/containerd/containerd.sock -manifest pod.yaml
+//
+// Static pods of a directory, followed until interrupted:
+//
+//	go run ./examples/agent -runtime-endpoint unix:///run/containerd/containerd.sock -manifest-dir /etc/kubernetes/manifests
 package main
 
 import (
@@ -44,6 +48,7 @@ import (
 	"github.com/nodekit/nodekit/crispec"
 	"github.com/nodekit/nodekit/examples/node"
 	"github.com/nodekit/nodekit/runtimetest"
+	"github.com/nodekit/nodekit/staticpod"
 	"github.com/nodekit/nodekit/syncloop"
 )
 
@@ -63,6 +68,7 @@ func run(args []string, out io.Writer) error {
 	logsRoot := fs.String("pod-logs-root", "", "directory for pod logs (default: a temporary directory)")
 	hold := fs.Duration("hold", 2*time.Second, "how long the pod runs before it is stopped")
 	verbose := fs.Bool("v", false, "log what the PLEG, the pod workers, the driver and the runtime do")
+	manifestDir := fs.String("manifest-dir", "", "run the static pods of this directory (or file) until interrupted, following its changes, instead of one pod")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -77,6 +83,22 @@ func run(args []string, out io.Writer) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
+	if *logsRoot == "" {
+		dir, err := os.MkdirTemp("", "nodekit-pod-logs-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(dir)
+		*logsRoot = dir
+	}
+	if *manifestDir != "" {
+		rt, closeRT, err := openRuntime(ctx, *endpoint, logger)
+		if err != nil {
+			return err
+		}
+		defer closeRT()
+		return runStatic(ctx, out, rt, *manifestDir, *logsRoot, logger)
+	}
 	pod, err := loadPod(*manifest)
 	if err != nil {
 		return err
@@ -86,14 +108,6 @@ func run(args []string, out io.Writer) error {
 		return err
 	}
 	defer closeRT()
-	if *logsRoot == "" {
-		dir, err := os.MkdirTemp("", "nodekit-pod-logs-")
-		if err != nil {
-			return err
-		}
-		defer os.RemoveAll(dir)
-		*logsRoot = dir
-	}
 	tr, err := crispec.New(crispec.Config{PodLogsRoot: *logsRoot, MemoryCapacity: 8 << 30})
 	if err != nil {
 		return err
@@ -241,6 +255,66 @@ func runPod(ctx context.Context, out io.Writer, rt core.Runtime, tr *crispec.Tra
 		return fmt.Errorf("pod %s/%s: not terminated: %w", pod.Namespace, pod.Name, err)
 	}
 	return printContainers(context.Background(), out, rt, pod)
+}
+
+// runStatic runs the static pods of dir until ctx ends: the file source
+// feeds the node, and every container that starts or dies is printed.
+// Pods keep running when the agent stops, as with the kubelet.
+func runStatic(ctx context.Context, out io.Writer, rt core.Runtime, dir, logsRoot string, logger *zap.Logger) error {
+	local, err := node.LocalNode()
+	if err != nil {
+		return err
+	}
+	m, err := staticpod.NewMerger(staticpod.MergerConfig{Sources: []string{core.SourceFile}, Logger: logger.Named("merger")})
+	if err != nil {
+		return err
+	}
+	files, err := staticpod.NewFileSource(staticpod.FileConfig{Path: dir, NodeName: local.Name, Logger: logger.Named("files")})
+	if err != nil {
+		return err
+	}
+	n, err := node.New(node.Config{Runtime: rt, Updates: m.Updates(), SourcesReady: m.AllReady, PodLogsRoot: logsRoot,
+		Node: func() (*v1.Node, error) { return local, nil }, HostIPs: []string{"127.0.0.1"}, Logger: logger})
+	if err != nil {
+		return err
+	}
+	events := n.PLEG.Watch()
+	defer events.Close()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	done := make(chan error, 2)
+	go func() { done <- files.Run(ctx, m) }()
+	go func() { done <- n.Run(ctx) }()
+	fmt.Fprintf(out, "running the static pods of %s on node %s\n", dir, local.Name)
+	for {
+		select {
+		case <-ctx.Done():
+			<-done
+			<-done
+			return nil
+		case err := <-done:
+			cancel()
+			<-done
+			return err
+		case ev := <-events.Events():
+			if ev.Sandbox || (ev.Type != core.ContainerStarted && ev.Type != core.ContainerDied) {
+				continue
+			}
+			st, _ := n.PLEG.Cache().Get(ev.PodUID)
+			if st == nil {
+				continue
+			}
+			name := ""
+			for _, cs := range st.ContainerStatuses {
+				if cs.GetId() == ev.ContainerID {
+					name = cs.GetMetadata().GetName()
+				}
+			}
+			{
+				fmt.Fprintf(out, "pod %s/%s: container %s %s\n", st.Namespace, st.Name, name, strings.ToLower(strings.TrimPrefix(string(ev.Type), "Container")))
+			}
+		}
+	}
 }
 
 // waitUntil polls cond until it holds, ctx ends or limit passes.

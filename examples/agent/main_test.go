@@ -2,13 +2,19 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
+	"time"
+
+	"go.uber.org/zap"
 
 	"github.com/nodekit/nodekit/internal/testenv"
+	"github.com/nodekit/nodekit/runtimetest"
 )
 
 // The README's first command: the built-in pod on the simulated runtime
@@ -87,5 +93,68 @@ func TestRunBuiltInPodOnContainerd(t *testing.T) {
 		if !want.MatchString(out.String()) {
 			t.Errorf("output lacks %s:\n%s", want, out.String())
 		}
+	}
+}
+
+// -manifest-dir: a manifest dropped into the directory starts its pod, and
+// removing it stops the pod, until the agent is interrupted.
+func TestManifestDirOnSimulatedRuntime(t *testing.T) {
+	dir := t.TempDir()
+	rt, err := runtimetest.New(runtimetest.Config{Images: []string{simulatedImage}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := &syncBuffer{}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- runStatic(ctx, out, rt, dir, t.TempDir(), zap.NewNop()) }()
+	manifest := filepath.Join(dir, "web.yaml")
+	if err := os.WriteFile(manifest, []byte(`apiVersion: v1
+kind: Pod
+metadata: {name: web}
+spec:
+  hostNetwork: true
+  terminationGracePeriodSeconds: 1
+  containers: [{name: app, image: "`+simulatedImage+`", imagePullPolicy: Never}]
+`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	waitOutput(t, out, regexp.MustCompile(`pod default/web-\S+: container app started`))
+	if err := os.Remove(manifest); err != nil {
+		t.Fatal(err)
+	}
+	waitOutput(t, out, regexp.MustCompile(`pod default/web-\S+: container app died`))
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("runStatic: %v", err)
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for one writer and one reader.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func waitOutput(t *testing.T, out *syncBuffer, re *regexp.Regexp) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !re.MatchString(out.String()) {
+		if time.Now().After(deadline) {
+			t.Fatalf("output lacks %s:\n%s", re, out.String())
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -22,6 +23,7 @@ import (
 	"github.com/nodekit/nodekit/crispec"
 	"github.com/nodekit/nodekit/examples/node"
 	"github.com/nodekit/nodekit/internal/testenv"
+	"github.com/nodekit/nodekit/staticpod"
 	"github.com/nodekit/nodekit/syncloop"
 )
 
@@ -331,4 +333,80 @@ func TestGarbageCollectionOnContainerd(t *testing.T) {
 		_, err := os.Stat(crispec.PodLogDir(e.logsRoot, pod.Namespace, pod.Name, pod.UID))
 		return len(e.containers(t, pod.UID)) == 0 && len(e.sandboxes(t, pod.UID)) == 0 && errors.Is(err, os.ErrNotExist)
 	})
+}
+
+// Dropping a manifest into the watched directory starts its pod on real
+// containerd at once: the file source's notification, not its 20 s
+// re-read, carries it. Editing it replaces the pod (a new UID, the old one
+// terminated first); removing it stops the pod.
+func TestStaticPodManifestsOnContainerd(t *testing.T) {
+	e := startEnv(t, testenv.Containerd16)
+	dir := t.TempDir()
+	m, err := staticpod.NewMerger(staticpod.MergerConfig{Sources: []string{core.SourceFile}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The node admits only pods bound to it: the source gives them its name.
+	local, err := node.LocalNode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	files, err := staticpod.NewFileSource(staticpod.FileConfig{Path: dir, NodeName: local.Name})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- files.Run(ctx, m) }()
+	defer func() { cancel(); <-done }()
+	e.start(t, func(c *node.Config) {
+		c.Updates = m.Updates()
+		c.SourcesReady = m.AllReady
+	})
+	manifest := func(image string) string {
+		return fmt.Sprintf(`apiVersion: v1
+kind: Pod
+metadata: {name: web, namespace: e2e}
+spec:
+  hostNetwork: true
+  terminationGracePeriodSeconds: 2
+  containers:
+  - name: app
+    image: %s
+    imagePullPolicy: Never
+    command: [sh, -c, "trap 'exit 0' TERM; while true; do sleep 0.1; done"]
+`, image)
+	}
+	running := func() (string, string) {
+		list, err := e.rt.ListContainers(context.Background(), &runtimeapi.ContainerFilter{
+			State:         &runtimeapi.ContainerStateValue{State: runtimeapi.ContainerState_CONTAINER_RUNNING},
+			LabelSelector: map[string]string{core.LabelPodName: "web-" + strings.ToLower(local.Name)}})
+		if err != nil || len(list) != 1 {
+			return "", ""
+		}
+		return list[0].GetLabels()[core.LabelPodUID], list[0].GetId()
+	}
+	path := filepath.Join(dir, "web.yaml")
+	start := time.Now()
+	if err := os.WriteFile(path, []byte(manifest(testenv.BusyboxImage)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "the pod to run", func() bool { uid, _ := running(); return uid != "" })
+	t.Logf("manifest written → container running: %s", time.Since(start).Round(time.Millisecond))
+	firstUID, _ := running()
+
+	// An edit is a new pod; the old one terminates before it starts.
+	if err := os.WriteFile(path, []byte(manifest(testenv.BusyboxImage)+"    env: [{name: V, value: \"2\"}]\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 30*time.Second, "the edited pod to run", func() bool { uid, _ := running(); return uid != "" && uid != firstUID })
+	for _, c := range e.containers(t, types.UID(firstUID)) {
+		if c.GetState() != runtimeapi.ContainerState_CONTAINER_EXITED {
+			t.Errorf("the old pod's container is %s", c.GetState())
+		}
+	}
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 30*time.Second, "the pod to stop", func() bool { uid, _ := running(); return uid == "" })
 }
