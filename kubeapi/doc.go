@@ -1,0 +1,13 @@
+// Package kubeapi is where nodekit talks to a Kubernetes apiserver, and the
+// only package that imports client-go: a pod source for the pods the
+// apiserver binds to the node (PodSource), and the mirror pods that make a
+// node's static pods visible there (Mirrors).
+//
+// It imports no subsystem. A PodSource hands its pods to any Sink (the
+// staticpod Merger is one), under core.SourceAPI:
+//
+//	src, _ := kubeapi.NewPodSource(kubeapi.PodSourceConfig{Client: cs, NodeName: node})
+//	go src.Run(ctx, merger)
+//	mirrors, _ := kubeapi.NewMirrors(kubeapi.MirrorsConfig{Client: cs, NodeName: node})
+//	err := mirrors.Sync(ctx, staticPods, src.MirrorPods())
+package kubeapi
