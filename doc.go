@@ -20,8 +20,11 @@
 //	runtimemetrics
 //	            the kubelet's runtime operation metrics, as a decorator of
 //	            any core.Runtime.
+//	kubeapi     the one package that talks to an apiserver (client-go):
+//	            the node's pods as a pod source, mirror pods.
 //
-//	staticpod   pod sources: manifests on disk, over HTTP, from an apiserver.
+//	staticpod   pod sources: manifests on disk or over HTTP, merged with
+//	            any other source into one stream of pod updates.
 //	syncloop    the sync loop: admits pods, gives each a worker that drives
 //	            the runtime until it matches the spec (sandboxes, init and
 //	            sidecar containers, restarts and back-off, probes, hooks,
