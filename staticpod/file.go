@@ -60,7 +60,9 @@ type FileConfig struct {
 // counted) until it changes, and never stops the others. Where the kubelet
 // drops the pod of a manifest that became invalid, a FileSource keeps the
 // pods of that file's last valid content until the file is fixed or
-// removed: an edit saved half-way does not stop a running pod. A pod whose
+// removed: an edit saved half-way does not stop a running pod. An empty
+// file is taken as one being written: it keeps its previous pods and is
+// not reported. A pod whose
 // name another file already uses (files read in name order) is refused,
 // naming both files.
 type FileSource struct {
@@ -118,9 +120,6 @@ func NewFileSource(cfg FileConfig) (*FileSource, error) {
 // core.SourceFile, then again at each change and every Period, until ctx
 // ends.
 func (s *FileSource) Run(ctx context.Context, sink Sink) error {
-	if err := s.sync(ctx, sink); err != nil {
-		return err
-	}
 	tick := s.cfg.Clock.NewTicker(s.cfg.Period)
 	defer tick.Stop()
 	var w *fsnotify.Watcher
@@ -144,7 +143,12 @@ func (s *FileSource) Run(ctx context.Context, sink Sink) error {
 		}
 		retry, retryAt = s.cfg.WatchRetryMin, nil
 	}
+	// Watch first, then read: a change made between the two is read
+	// twice rather than missed.
 	watch()
+	if err := s.sync(ctx, sink); err != nil {
+		return err
+	}
 	for {
 		var events <-chan fsnotify.Event
 		var werrs <-chan error
@@ -295,6 +299,12 @@ func (s *FileSource) readFile(path string) []*v1.Pod {
 		return prev.pods
 	}
 	if prev.data != nil && bytes.Equal(prev.data, data) {
+		return prev.pods
+	}
+	if len(data) == 0 {
+		// Most likely caught between truncation and write: wait for the
+		// content rather than report it.
+		s.log.Debug("empty manifest skipped", zap.String("manifest", path))
 		return prev.pods
 	}
 	pods, err := Decode(data, DecodeOptions{NodeName: s.cfg.NodeName, Source: core.SourceFile, Location: path})

@@ -12,6 +12,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"go.uber.org/zap/zaptest"
 
 	"github.com/nodekit/nodekit/core"
 )
@@ -36,7 +37,7 @@ func startFileSource(t *testing.T, path string) *fileEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := NewFileSource(FileConfig{Path: path, NodeName: "n1", Period: time.Hour, Registerer: e.reg})
+	s, err := NewFileSource(FileConfig{Path: path, NodeName: "n1", Period: time.Hour, Registerer: e.reg, Logger: zaptest.NewLogger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
