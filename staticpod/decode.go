@@ -55,11 +55,16 @@ func Decode(data []byte, opts DecodeOptions) ([]*v1.Pod, error) {
 	if opts.NodeName == "" {
 		return nil, fmt.Errorf("staticpod: decode %s: NodeName is required: %w", opts.Location, core.ErrInvalid)
 	}
-	jsonData, err := utilyaml.ToJSON(data)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w: %w", opts.Location, ErrInvalidManifest, err)
+	jsonData := bytes.TrimSpace(data)
+	if !bytes.HasPrefix(jsonData, []byte("{")) || !json.Valid(jsonData) {
+		// YAML (JSON goes straight through, without the YAML parser's
+		// cost on large manifests).
+		var err error
+		if jsonData, err = utilyaml.ToJSON(data); err != nil {
+			return nil, fmt.Errorf("%s: %w: %w", opts.Location, ErrInvalidManifest, err)
+		}
+		jsonData = bytes.TrimSpace(jsonData)
 	}
-	jsonData = bytes.TrimSpace(jsonData)
 	if len(jsonData) == 0 || string(jsonData) == "null" {
 		return nil, fmt.Errorf("%s: %w: empty", opts.Location, ErrInvalidManifest)
 	}
@@ -105,6 +110,13 @@ func Decode(data []byte, opts DecodeOptions) ([]*v1.Pod, error) {
 		}
 		if err := Defaults(pod, opts); err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", where, err))
+			continue
+		}
+		// The name the pod runs under has the node's name in it, and must
+		// still be a valid name.
+		for _, msg := range validation.IsDNS1123Subdomain(pod.Name) {
+			errs = append(errs, fmt.Errorf("%s: pod %q: %w: %w", where, pod.Name, ErrInvalidManifest,
+				field.Invalid(field.NewPath("metadata", "name"), pod.Name, msg+" (with the node's name appended)")))
 		}
 	}
 	if err := errors.Join(errs...); err != nil {

@@ -129,6 +129,10 @@ func TestDecodeErrors(t *testing.T) {
 			[]string{`spec.restartPolicy: Unsupported value: "Sometimes"`}},
 		{"pod list item", "apiVersion: v1\nkind: PodList\nitems: [{metadata: {name: a}, spec: {containers: [{name: c, image: i}]}}, {metadata: {name: b}, spec: {containers: [{name: c}]}}]\n",
 			DecodeOptions{NodeName: "n", Source: core.SourceHTTP, Location: "http://x/pods"}, []string{"http://x/pods: items[1]", `pod "b"`, "image: Required value"}},
+		{"name too long with the node's", "apiVersion: v1\nkind: Pod\nmetadata: {name: " + strings.Repeat("a", 250) + "}\nspec: {containers: [{name: c, image: i}]}\n",
+			fileOpts("long.yaml"), []string{"long.yaml", "metadata.name: Invalid value", "with the node's name appended"}},
+		{"node name not a DNS name", manifestFor("web"), DecodeOptions{NodeName: "Node_1", Source: core.SourceFile, Location: "w.yaml"},
+			[]string{`"web-node_1"`}},
 		{"too large", "kind: Pod\n" + strings.Repeat("#", MaxManifestSize), fileOpts("big.yaml"), []string{"big.yaml", "more than 10485760"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -149,4 +153,8 @@ func TestDecodeErrors(t *testing.T) {
 	if _, err := Decode([]byte(webManifest), DecodeOptions{Location: "x"}); !errors.Is(err, core.ErrInvalid) || !strings.Contains(err.Error(), "NodeName is required") {
 		t.Errorf("no node name: %v", err)
 	}
+}
+
+func manifestFor(name string) string {
+	return "apiVersion: v1\nkind: Pod\nmetadata: {name: " + name + "}\nspec: {containers: [{name: c, image: i}]}\n"
 }

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/util/validation"
 
 	"github.com/nodekit/nodekit/core"
 	"github.com/nodekit/nodekit/staticpod"
@@ -68,6 +69,9 @@ func FuzzDecode(f *testing.F) {
 			}
 			if !strings.HasSuffix(p.Name, "-"+node) || p.Name == "-"+node {
 				t.Errorf("pod %d: name %q, want <name>-%s", i, p.Name, node)
+			}
+			if msgs := validation.IsDNS1123Subdomain(p.Name); len(msgs) > 0 {
+				t.Errorf("pod %d: name %q is not a DNS subdomain: %v", i, p.Name, msgs)
 			}
 			if p.Namespace == "" {
 				t.Errorf("pod %d (%s): no namespace", i, p.Name)
