@@ -17,6 +17,8 @@ type printWorkers struct{}
 
 func (printWorkers) Update(u syncloop.Update) { fmt.Println(u.Type, u.Pod.Name) }
 
+func (printWorkers) State(types.UID) (syncloop.WorkerState, bool) { return 0, false }
+
 func (printWorkers) States() map[types.UID]syncloop.WorkerState { return nil }
 
 func (printWorkers) Forget(types.UID) bool { return false }

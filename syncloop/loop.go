@@ -21,6 +21,7 @@ import (
 // implements it.
 type PodWorkers interface {
 	Update(u Update)
+	State(uid types.UID) (WorkerState, bool)
 	States() map[types.UID]WorkerState
 	Forget(uid types.UID) bool
 }
@@ -343,7 +344,7 @@ func (l *Loop) IsPodTerminated(uid types.UID) bool {
 	if rejected {
 		return true
 	}
-	s, ok := l.cfg.Workers.States()[uid]
+	s, ok := l.cfg.Workers.State(uid)
 	return ok && s == Terminated
 }
 
@@ -414,7 +415,7 @@ func (l *Loop) ShouldPodContentBeRemoved(uid types.UID) bool {
 	if wanted {
 		return false
 	}
-	s, known := l.cfg.Workers.States()[uid]
+	s, known := l.cfg.Workers.State(uid)
 	return !known || s == Terminated
 }
 
@@ -429,7 +430,7 @@ func (l *Loop) ShouldPodRuntimeBeRemoved(uid types.UID) bool {
 	if rejected {
 		return true
 	}
-	s, known := l.cfg.Workers.States()[uid]
+	s, known := l.cfg.Workers.State(uid)
 	if known {
 		return s == Terminated
 	}

@@ -39,6 +39,13 @@ func (r *recordingWorkers) Update(u Update) {
 	}
 }
 
+func (r *recordingWorkers) State(uid types.UID) (WorkerState, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	s, ok := r.states[uid]
+	return s, ok
+}
+
 func (r *recordingWorkers) States() map[types.UID]WorkerState {
 	r.mu.Lock()
 	defer r.mu.Unlock()
