@@ -71,13 +71,20 @@
 //     with its Results; Ready and Started feed the pod's status; OnChange
 //     wakes the pod's worker. Each attempt is a Prober call (ProbeRunner:
 //     exec through core.ExecSyncer, httpGet, tcpSocket, grpc).
-//   - ContainerGC collects dead containers as the kubelet's container GC
-//     (GCPolicy: the newest dead instance of each container kept by
-//     default, an optional minimum age and global cap), removes all of a
-//     pod whose content may go (GCPodState, answered by the Loop: deleted
-//     and terminated) once every source is ready, sandboxes that are
-//     neither ready nor used (the newest of a live pod kept), and the log
-//     directories of gone pods. PlanGC is its deterministic core.
+//   - PlanGC is the container garbage collector's deterministic core: from
+//     the runtime's listing, the pod log directories, a GCPolicy (the
+//     kubelet's MinAge, MaxPerPodContainer, MaxContainers) and what
+//     GCPodState says of each pod (the Loop answers), it returns the dead
+//     containers, sandboxes and pod log directories to remove, each with
+//     its reason. ContainerGC carries a plan out on the runtime
+//     (GarbageCollect, every minute in the kubelet), stopping containers
+//     in an unknown state first and removing each container's log files
+//     with it.
+//   - OrphanPods finds, after a restart, the pods running in the runtime
+//     that no source wants, rebuilt from labels and annotations (name,
+//     namespace, UID, grace periods, containers with their preStop
+//     handlers); the Loop has the workers kill them within 1 s, as the
+//     kubelet does.
 //   - BackOff holds back restarts of crashing containers (CrashLoopBackOff:
 //     a first restart at once, then 10 s doubling to 300 s, reset by a run
 //     of 10 min) and image pulls that failed (ImagePullBackOff), with the

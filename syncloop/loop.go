@@ -401,7 +401,9 @@ func (l *Loop) killOrphans(ctx context.Context) error {
 	l.mu.Unlock()
 	for _, p := range orphans {
 		l.log.Info("killing a pod no source wants", zap.String("pod", p.Namespace+"/"+p.Name), zap.String("podUID", string(p.UID)))
-		l.cfg.Workers.Update(Update{Type: UpdateKill, Pod: p})
+		// As the kubelet kills what only the runtime knows: within 1 s.
+		one := int64(1)
+		l.cfg.Workers.Update(Update{Type: UpdateKill, Pod: p, KillGracePeriod: &one})
 	}
 	return nil
 }
