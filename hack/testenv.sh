@@ -8,7 +8,12 @@
 #     ${NODEKIT_CACHE:-$HOME/.cache/nodekit}/containerd-v2.4.2/bin;
 #   - crictl (cri-tools v1.37.0), built from the Go module proxy into
 #     ${NODEKIT_CACHE:-$HOME/.cache/nodekit}/crictl-v1.37.0/bin: tests check
-#     that pods made through nodekit look right to the tool operators use.
+#     that pods made through nodekit look right to the tool operators use;
+#   - kube-apiserver and etcd of Kubernetes v1.37.2, built from the tools
+#     module hack/tools (its own go.mod, never the library's) into
+#     $NODEKIT_APISERVER_BIN, by default
+#     ${NODEKIT_CACHE:-$HOME/.cache/nodekit}/kube-apiserver-v1.37.2/bin
+#     (about 6 minutes on 2 cores, once).
 # Idempotent: installs or builds only what is missing.
 #
 # Usage: hack/testenv.sh install
@@ -24,6 +29,12 @@ REQUIRED=(/usr/bin/containerd /usr/bin/ctr /usr/bin/containerd-shim-runc-v2 /usr
 BINARIES2=(containerd containerd-shim-runc-v2 ctr)
 CRICTL_VERSION=v1.37.0
 CRICTL_BIN="$CACHE/crictl-$CRICTL_VERSION/bin"
+# Must match the k8s.io/kubernetes version hack/tools/go.mod requires (checked
+# before building) and the version internal/testenv looks for.
+KUBE_VERSION=v1.37.2
+KUBE_BIN="${NODEKIT_APISERVER_BIN:-$CACHE/kube-apiserver-$KUBE_VERSION/bin}"
+KUBE_BINARIES=(kube-apiserver etcd)
+TOOLS="$(cd "$(dirname "$0")" && pwd)/tools"
 
 log() { printf 'testenv.sh: %s\n' "$*"; }
 die() {
@@ -97,11 +108,45 @@ build_crictl() {
 	log "$("$CRICTL_BIN/crictl" --version)"
 }
 
+build_apiserver() {
+	local b missing=()
+	for b in "${KUBE_BINARIES[@]}"; do
+		[ -x "$KUBE_BIN/$b" ] || missing+=("$b")
+	done
+	if [ "${#missing[@]}" -eq 0 ]; then
+		log "kube-apiserver and etcd $KUBE_VERSION already built in $KUBE_BIN"
+		return
+	fi
+	command -v go >/dev/null || die "go not found in PATH: building kube-apiserver $KUBE_VERSION needs Go"
+	[ -f "$TOOLS/go.mod" ] || die "$TOOLS/go.mod not found"
+	grep -qE "^[[:space:]]*k8s.io/kubernetes $KUBE_VERSION\$" "$TOOLS/go.mod" ||
+		die "$TOOLS/go.mod does not require k8s.io/kubernetes $KUBE_VERSION: update KUBE_VERSION here and in internal/testenv/apiserver.go together with it"
+	mkdir -p "$KUBE_BIN" || die "cannot create $KUBE_BIN"
+	local dir
+	dir="$(mktemp -d "$KUBE_BIN/.build.XXXXXX")"
+	log "building kube-apiserver and etcd $KUBE_VERSION from $TOOLS into $KUBE_BIN (about 6 minutes on 2 cores)"
+	# The version the release binaries report (/version, metrics).
+	local pkg=k8s.io/component-base/version major minor
+	IFS=. read -r major minor _ <<<"${KUBE_VERSION#v}"
+	local ldflags="-s -w -X $pkg.gitVersion=$KUBE_VERSION -X $pkg.gitMajor=$major -X $pkg.gitMinor=$minor -X $pkg.gitTreeState=clean"
+	# The tools module alone (GOWORK=off), exactly as its go.sum pins it;
+	# static binaries, as Kubernetes releases them.
+	(cd "$TOOLS" && GOWORK=off GOFLAGS='-mod=readonly -buildvcs=false' CGO_ENABLED=0 \
+		go build -trimpath -ldflags "$ldflags" -o "$dir/" ./cmd/kube-apiserver ./cmd/etcd) ||
+		{ rm -rf "$dir"; die "building kube-apiserver and etcd $KUBE_VERSION failed"; }
+	for b in "${KUBE_BINARIES[@]}"; do
+		mv -f "$dir/$b" "$KUBE_BIN/$b" || { rm -rf "$dir"; die "cannot move $b into $KUBE_BIN"; }
+	done
+	rm -rf "$dir"
+	log "$("$KUBE_BIN/kube-apiserver" --version)"
+}
+
 case "${1:-}" in
 install)
 	install_packages
 	build_containerd2
 	build_crictl
+	build_apiserver
 	log "test environment ready"
 	;;
 *)
