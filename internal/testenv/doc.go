@@ -64,6 +64,24 @@
 // its bridge (nkbr<n>), subnet (10.88.<128+n>.0/24) and CNI network name.
 // Start and Stop may be called from any goroutine.
 //
+// # kube-apiserver
+//
+// StartAPIServer (StartAPIServerContext outside a test) runs a private
+// kube-apiserver of KubernetesRelease with its own single-member etcd, both
+// on free ports of 127.0.0.1 and with all their files in one directory
+// under /tmp; it returns once /readyz answers ok, a few seconds after
+// start, and stops in about one. RESTConfig and Kubeconfig give an admin's access (Token, in
+// system:masters); RESTConfigAs gives any user and groups a client
+// certificate, e.g. a node's, for the Node authorizer and RBAC to restrict.
+// No controller-manager or scheduler runs: create a namespace's "default"
+// service account before its pods, and set spec.nodeName. Stop (in
+// t.Cleanup) signals both process groups by PID and removes the directory;
+// a later start removes what a test binary that died left. Neither needs
+// root; the binaries are built by hack/testenv.sh install from the tools
+// module hack/tools into $NODEKIT_APISERVER_BIN (default
+// $NODEKIT_CACHE/kube-apiserver-v1.37.2/bin), and StartAPIServer skips the
+// test without them unless root, where it fails.
+//
 // # Environment
 //
 //	NODEKIT_CACHE            cache directory (default $HOME/.cache/nodekit):
