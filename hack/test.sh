@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 if [ "$(id -u)" -eq 0 ]; then
 	hack/testenv.sh install
 else
-	echo "test.sh: not root: skipping hack/testenv.sh install; the tests that need containerd will skip" >&2
+	echo "test.sh: not root: skipping hack/testenv.sh install; the tests that need containerd or a kube-apiserver will skip" >&2
 fi
 echo "+ gofmt -l ."
 unformatted="$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))"

@@ -1,5 +1,6 @@
-// Package testenv runs real containerd instances for tests: each test (or
-// TestMain) gets a private containerd with its own config, root, state,
+// Package testenv runs real containerd instances, and a private
+// kube-apiserver with its etcd, for tests: each test (or TestMain) gets a
+// private containerd with its own config, root, state,
 // socket, CNI network, bridge and cgroup parent, and Stop leaves no process,
 // mount, cgroup, network device or file behind.
 //
@@ -89,6 +90,8 @@
 //	NODEKIT_CONTAINERD2_BIN  directory with containerd, containerd-shim-runc-v2
 //	                         and ctr of containerd 2 (default
 //	                         $NODEKIT_CACHE/containerd-v2.4.2/bin)
+//	NODEKIT_APISERVER_BIN    directory with kube-apiserver and etcd (default
+//	                         $NODEKIT_CACHE/kube-apiserver-v1.37.2/bin)
 //
 // Starting an instance takes a second or two; a test package that needs
 // many may share one from TestMain, removing its pods between tests.

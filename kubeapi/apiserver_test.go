@@ -1,0 +1,149 @@
+package kubeapi_test
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	v1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/nodekit/nodekit/core"
+	"github.com/nodekit/nodekit/internal/testenv"
+	"github.com/nodekit/nodekit/kubeapi"
+)
+
+// lastSet records the newest set a source delivered.
+type lastSet struct {
+	mu   sync.Mutex
+	n    int
+	pods []string
+}
+
+func (l *lastSet) Set(_ context.Context, source string, pods []*v1.Pod) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.n++
+	l.pods = nil
+	for _, p := range pods {
+		l.pods = append(l.pods, source+":"+p.Namespace+"/"+p.Name)
+	}
+	return nil
+}
+
+func (l *lastSet) get() (int, string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.n, strings.Join(l.pods, " ")
+}
+
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("gave up waiting for %s", what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func pod(name, node string, annotations map[string]string) *v1.Pod {
+	return &v1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "default", Annotations: annotations},
+		Spec:       v1.PodSpec{NodeName: node, Containers: []v1.Container{{Name: "c", Image: "busybox:1"}}},
+	}
+}
+
+// On a real kube-apiserver: the source sees only the pods bound to its
+// node, delivers the set at every change, keeps mirror pods apart; Mirrors
+// creates, re-creates, replaces and deletes the mirror pods of static
+// pods, owned by the Node.
+func TestPodSourceAndMirrorsOnAPIServer(t *testing.T) {
+	api := testenv.StartAPIServer(t)
+	cs, err := kubernetes.NewForConfig(api.RESTConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	// No controller manager runs: the service account that admission
+	// gives ordinary pods must be made by hand.
+	if _, err := cs.CoreV1().ServiceAccounts("default").Create(ctx, &v1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "default"}},
+		metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		t.Fatal(err)
+	}
+	node, err := cs.CoreV1().Nodes().Create(ctx, &v1.Node{ObjectMeta: metav1.ObjectMeta{Name: "n1"}}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	src, err := kubeapi.NewPodSource(kubeapi.PodSourceConfig{Client: cs, NodeName: "n1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sink := &lastSet{}
+	done := make(chan error, 1)
+	go func() { done <- src.Run(ctx, sink) }()
+	eventually(t, "the first, empty set", func() bool { n, _ := sink.get(); return n > 0 })
+	for _, p := range []*v1.Pod{pod("web", "n1", nil), pod("elsewhere", "n2", nil)} {
+		if _, err := cs.CoreV1().Pods("default").Create(ctx, p, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	eventually(t, "the node's pod", func() bool { _, s := sink.get(); return s == "api:default/web" })
+
+	// Mirrors: the static pod etcd-n1 gets a mirror pod owned by the Node.
+	mirrors, err := kubeapi.NewMirrors(kubeapi.MirrorsConfig{Client: cs, NodeName: "n1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	static := pod("etcd-n1", "n1", map[string]string{core.AnnotationConfigHash: "h1", core.AnnotationConfigSource: core.SourceFile})
+	static.UID = "h1"
+	if res, err := mirrors.Sync(ctx, []*v1.Pod{static}, src.MirrorPods()); err != nil || res.Created != 1 {
+		t.Fatalf("first sync: %+v %v", res, err)
+	}
+	eventually(t, "the mirror pod in the source", func() bool { return len(src.MirrorPods()) == 1 })
+	mp := src.MirrorPods()[0]
+	if mp.Annotations[core.AnnotationConfigMirror] != "h1" || len(mp.OwnerReferences) != 1 || mp.OwnerReferences[0].UID != node.UID {
+		t.Fatalf("mirror pod: annotations %v owners %+v", mp.Annotations, mp.OwnerReferences)
+	}
+	if _, s := sink.get(); s != "api:default/web" {
+		t.Errorf("the mirror pod reached the set: %s", s)
+	}
+	// Deleted by someone: created again.
+	if err := cs.CoreV1().Pods("default").Delete(ctx, "etcd-n1", metav1.DeleteOptions{GracePeriodSeconds: new(int64)}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the deletion to be seen", func() bool { return len(src.MirrorPods()) == 0 })
+	if res, err := mirrors.Sync(ctx, []*v1.Pod{static}, src.MirrorPods()); err != nil || res.Created != 1 {
+		t.Fatalf("after a deletion: %+v %v", res, err)
+	}
+	eventually(t, "the recreated mirror", func() bool { return len(src.MirrorPods()) == 1 })
+	// The manifest changed: the stale mirror is replaced.
+	static.Annotations[core.AnnotationConfigHash] = "h2"
+	if res, err := mirrors.Sync(ctx, []*v1.Pod{static}, src.MirrorPods()); err != nil || res.Created != 1 || res.Deleted != 1 {
+		t.Fatalf("stale: %+v %v", res, err)
+	}
+	eventually(t, "the replaced mirror", func() bool {
+		m := src.MirrorPods()
+		return len(m) == 1 && m[0].Annotations[core.AnnotationConfigMirror] == "h2"
+	})
+	// The static pod is gone: its mirror is orphaned and deleted.
+	if res, err := mirrors.Sync(ctx, nil, src.MirrorPods()); err != nil || res.Deleted != 1 {
+		t.Fatalf("orphaned: %+v %v", res, err)
+	}
+	eventually(t, "no mirror", func() bool { return len(src.MirrorPods()) == 0 })
+
+	// The node's pod removed: an empty set.
+	if err := cs.CoreV1().Pods("default").Delete(ctx, "web", metav1.DeleteOptions{GracePeriodSeconds: new(int64)}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the empty set", func() bool { _, s := sink.get(); return s == "" })
+	cancel()
+	<-done
+}
