@@ -13,6 +13,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/nodekit/nodekit/cri"
 	"github.com/nodekit/nodekit/internal/testenv"
 	"github.com/nodekit/nodekit/runtimetest"
 )
@@ -156,5 +157,41 @@ func waitOutput(t *testing.T, out *syncBuffer, re *regexp.Regexp) {
 			t.Fatalf("output lacks %s:\n%s", re, out.String())
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// -manifest-dir on real containerd: a manifest dropped into the directory
+// of the running agent starts its pod within a second.
+func TestManifestDirOnContainerd(t *testing.T) {
+	cd := testenv.StartContainerd(t, testenv.Options{Version: testenv.Containerd16})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	rt, err := cri.New(ctx, cri.Config{Endpoint: cd.Endpoint()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rt.Close()
+	dir := t.TempDir()
+	out := &syncBuffer{}
+	done := make(chan error, 1)
+	go func() { done <- runStatic(ctx, out, rt, dir, t.TempDir(), zap.NewNop()) }()
+	waitOutput(t, out, regexp.MustCompile(`running the static pods of`))
+	start := time.Now()
+	if err := os.WriteFile(filepath.Join(dir, "web.yaml"), []byte(`apiVersion: v1
+kind: Pod
+metadata: {name: web}
+spec:
+  hostNetwork: true
+  terminationGracePeriodSeconds: 1
+  containers:
+  - {name: app, image: "`+testenv.BusyboxImage+`", imagePullPolicy: Never, command: [sleep, "3600"]}
+`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	waitOutput(t, out, regexp.MustCompile(`pod default/web-\S+: container app started`))
+	t.Logf("manifest written → the agent reports the container started: %s", time.Since(start).Round(time.Millisecond))
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("runStatic: %v", err)
 	}
 }
