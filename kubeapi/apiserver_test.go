@@ -139,6 +139,29 @@ func TestPodSourceAndMirrorsOnAPIServer(t *testing.T) {
 	}
 	eventually(t, "no mirror", func() bool { return len(src.MirrorPods()) == 0 })
 
+	// Run keeps them in sync by itself: a mirror deleted by someone is
+	// back at the next sync.
+	runCtx, stopRun := context.WithCancel(ctx)
+	runDone := make(chan error, 1)
+	fast, err := kubeapi.NewMirrors(kubeapi.MirrorsConfig{Client: cs, NodeName: "n1", Period: 200 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		runDone <- fast.Run(runCtx, nil, func() []*v1.Pod { return []*v1.Pod{static} }, src.MirrorPods)
+	}()
+	eventually(t, "Run to create the mirror", func() bool { return len(src.MirrorPods()) == 1 })
+	first := src.MirrorPods()[0].UID
+	if err := cs.CoreV1().Pods("default").Delete(ctx, "etcd-n1", metav1.DeleteOptions{GracePeriodSeconds: new(int64)}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "Run to recreate the mirror", func() bool {
+		m := src.MirrorPods()
+		return len(m) == 1 && m[0].UID != first
+	})
+	stopRun()
+	<-runDone
+
 	// The node's pod removed: an empty set.
 	if err := cs.CoreV1().Pods("default").Delete(ctx, "web", metav1.DeleteOptions{GracePeriodSeconds: new(int64)}); err != nil {
 		t.Fatal(err)

@@ -9,5 +9,5 @@
 //	src, _ := kubeapi.NewPodSource(kubeapi.PodSourceConfig{Client: cs, NodeName: node})
 //	go src.Run(ctx, merger)
 //	mirrors, _ := kubeapi.NewMirrors(kubeapi.MirrorsConfig{Client: cs, NodeName: node})
-//	err := mirrors.Sync(ctx, staticPods, src.MirrorPods())
+//	go mirrors.Run(ctx, changed, staticPods, src.MirrorPods) // or Sync once
 package kubeapi

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"sync"
+	"time"
 
 	"go.uber.org/zap"
 	v1 "k8s.io/api/core/v1"
@@ -13,10 +14,14 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/utils/clock"
 	"k8s.io/utils/ptr"
 
 	"github.com/nodekit/nodekit/core"
 )
+
+// DefaultMirrorPeriod is how often Mirrors.Run syncs the mirror pods.
+const DefaultMirrorPeriod = 10 * time.Second
 
 // MirrorsConfig configures Mirrors.
 type MirrorsConfig struct {
@@ -25,7 +30,10 @@ type MirrorsConfig struct {
 	// NodeName: the node whose static pods are mirrored, and the owner of
 	// the mirror pods. Required; the Node object must exist.
 	NodeName string
-	Logger   *zap.Logger
+	// Period of Run. Default DefaultMirrorPeriod.
+	Period time.Duration
+	Clock  clock.WithTicker
+	Logger *zap.Logger
 }
 
 // Mirrors keeps a node's mirror pods: for each static pod (from a file or
@@ -52,10 +60,40 @@ func NewMirrors(cfg MirrorsConfig) (*Mirrors, error) {
 	if len(errs) > 0 {
 		return nil, fmt.Errorf("kubeapi: mirrors: %w: %w", core.ErrInvalid, errors.Join(errs...))
 	}
+	if cfg.Period < 0 {
+		return nil, fmt.Errorf("kubeapi: mirrors: Period %s must not be negative: %w", cfg.Period, core.ErrInvalid)
+	}
+	if cfg.Period == 0 {
+		cfg.Period = DefaultMirrorPeriod
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = clock.RealClock{}
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = zap.NewNop()
 	}
 	return &Mirrors{cfg: cfg, log: cfg.Logger}, nil
+}
+
+// Run syncs the mirror pods every Period, and at once whenever changed
+// receives, until ctx ends: static gives the node's static pods (those
+// from file and HTTP sources), mirrors the mirror pods the apiserver has
+// now (PodSource.MirrorPods). A deleted mirror pod comes back at the next
+// sync. Failures are logged and retried at the next sync.
+func (m *Mirrors) Run(ctx context.Context, changed <-chan struct{}, static, mirrors func() []*v1.Pod) error {
+	t := m.cfg.Clock.NewTicker(m.cfg.Period)
+	defer t.Stop()
+	for {
+		if _, err := m.Sync(ctx, static(), mirrors()); err != nil && ctx.Err() == nil {
+			m.log.Warn("mirror pods not in sync", zap.Error(err))
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C():
+		case <-changed:
+		}
+	}
 }
 
 // MirrorResult counts what a Sync changed.
