@@ -206,3 +206,38 @@ func TestNewFileSourceValidation(t *testing.T) {
 		}
 	}
 }
+
+// A directory that does not exist yet cannot be watched: the watch is set
+// up again with back-off, and once the directory appears its manifests are
+// read without waiting for the period.
+func TestFileSourceWatchRetry(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "later")
+	m, err := NewMerger(MergerConfig{Sources: []string{core.SourceFile}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := NewFileSource(FileConfig{Path: dir, NodeName: "n1", Period: time.Hour, WatchRetryMin: 20 * time.Millisecond, WatchRetryMax: 40 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx, m) }()
+	defer func() { cancel(); <-done }()
+	e := &fileEnv{m: m}
+	if got := e.next(t); got != "ADD:" {
+		t.Fatalf("before the directory exists: %s", got)
+	}
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	write(t, filepath.Join(dir, "a.yaml"), manifest("a", "busybox:1"))
+	if got := e.next(t); got != "ADD:a-n1" {
+		t.Fatalf("after the directory appeared: %s", got)
+	}
+	// The watch works now: a second manifest comes by notification.
+	write(t, filepath.Join(dir, "b.yaml"), manifest("b", "busybox:1"))
+	if got := e.next(t); got != "ADD:b-n1" {
+		t.Fatalf("through the watch: %s", got)
+	}
+}
