@@ -32,7 +32,8 @@
 //	            collects dead containers.
 //	pleg        the pod lifecycle event generator: relists the runtime (or
 //	            follows its event stream) and keeps the pod status cache.
-//	statusmgr   turns runtime state into v1.PodStatus and pushes it to sinks.
+//	statusmgr   turns runtime state into v1.PodStatus (Generate); the cache
+//	            and the sinks that push it are to come.
 //	volumemgr   mounts and unmounts pod volumes, reports their usage.
 //	eviction    node-pressure eviction: signals, thresholds, ranking.
 //	cpumanager  pod cgroups, the QoS hierarchy and exclusive CPUs.

@@ -68,7 +68,8 @@
 //     readiness held until the startup probe succeeds, no more probing
 //     after a liveness failure or a startup decision. The driver starts and
 //     stops its workers from each sync's status (ProbeSource) and plans
-//     with its Results; Ready and Started feed the pod's status; OnChange
+//     with its Results; Ready and Started feed the pod's status
+//     (statusmgr.ProbeState); OnChange
 //     wakes the pod's worker. Each attempt is a Prober call (ProbeRunner:
 //     exec through core.ExecSyncer, httpGet, tcpSocket, grpc).
 //   - PlanGC is the container garbage collector's deterministic core: from
