@@ -87,6 +87,9 @@ kubelet_admission_rejections_total{reason="OutOfcpu"} 1
 	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "kubelet_admission_rejections_total"); err != nil {
 		t.Error(err)
 	}
+	if st, _, ok := n.Statuses.Get("uid-second"); !ok || st.Phase != v1.PodFailed || st.Reason != "OutOfcpu" {
+		t.Errorf("status of the rejected pod: %v %s %s", ok, st.Phase, st.Reason)
+	}
 	if s, ok := n.Workers.State("uid-second"); ok {
 		t.Errorf("the rejected pod has a worker (%s)", s)
 	}

@@ -23,6 +23,7 @@ import (
 	"github.com/nodekit/nodekit/crispec"
 	"github.com/nodekit/nodekit/pleg"
 	"github.com/nodekit/nodekit/runtimemetrics"
+	"github.com/nodekit/nodekit/statusmgr"
 	"github.com/nodekit/nodekit/syncloop"
 )
 
@@ -87,6 +88,9 @@ type Node struct {
 	Workers   *syncloop.Workers
 	Loop      *syncloop.Loop
 	GC        *syncloop.ContainerGC
+	// Statuses holds the statuses the node decided (for now: those of
+	// rejected pods).
+	Statuses *statusmgr.Cache
 
 	events       *pleg.Subscription
 	gcPeriod     time.Duration
@@ -196,9 +200,13 @@ func New(cfg Config) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
+	n.Statuses, err = statusmgr.NewCache(statusmgr.CacheConfig{Logger: cfg.Logger.Named("status")})
+	if err != nil {
+		return nil, err
+	}
 	n.events = p.Watch()
 	n.Loop, err = syncloop.NewLoop(syncloop.LoopConfig{
-		Updates: cfg.Updates, Events: n.events.Events(), Workers: n.Workers, Runtime: cfg.Runtime, Admission: n.Admission,
+		Updates: cfg.Updates, Events: n.events.Events(), Workers: n.Workers, Runtime: cfg.Runtime, Admission: n.Admission, Status: n.Statuses,
 		SourcesReady: cfg.SourcesReady, Housekeepers: []syncloop.Housekeeper{n.Driver},
 		Clock: cfg.Clock, Logger: cfg.Logger.Named("loop"),
 	})
