@@ -2,11 +2,14 @@ package statusmgr
 
 import (
 	"fmt"
+	"strings"
 	"sync"
+	"time"
 
 	"go.uber.org/zap"
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 )
 
@@ -76,6 +79,54 @@ func (c *Cache) Set(pod *v1.Pod, status v1.PodStatus) (version uint64, changed b
 	default:
 	}
 	return cur.version, true, nil
+}
+
+// SetContainerReadiness applies a readiness probe's change to the cached
+// status at once, without a full Generate, as the kubelet's status manager
+// does: the container instance's ready flag (a container that does not
+// run cannot become ready), then the ContainersReady and Ready conditions,
+// whose transition time moves only when their status does. containerID is
+// the runtime's ID, without the "containerd://" prefix. It reports false
+// when the cache has no such pod or container instance, or nothing
+// changed.
+func (c *Cache) SetContainerReadiness(uid types.UID, containerID string, ready bool, now time.Time) (uint64, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	cur := c.pods[uid]
+	if cur == nil {
+		return 0, false
+	}
+	next := *cur.status.DeepCopy()
+	var cs *v1.ContainerStatus
+	for _, list := range [][]v1.ContainerStatus{next.ContainerStatuses, next.InitContainerStatuses} {
+		for i := range list {
+			if _, id, _ := strings.Cut(list[i].ContainerID, "://"); id == containerID && containerID != "" {
+				cs = &list[i]
+			}
+		}
+	}
+	if cs == nil || cs.Ready == ready || (ready && cs.State.Running == nil) {
+		return cur.version, false
+	}
+	cs.Ready = ready
+	at := metav1.NewTime(now.UTC().Truncate(time.Second))
+	for _, cond := range []v1.PodCondition{
+		containersReadyCondition(cur.pod, next.ContainerStatuses, next.Phase),
+		podReadyCondition(cur.pod, next.Conditions, next.ContainerStatuses, next.Phase),
+	} {
+		cond.LastTransitionTime = at
+		if old := findCondition(next.Conditions, cond.Type); old != nil && old.Status == cond.Status {
+			cond.LastTransitionTime = old.LastTransitionTime
+		}
+		next.Conditions = replaceOrAppend(next.Conditions, cond)
+	}
+	cur.status = next
+	cur.version++
+	select {
+	case c.changed <- struct{}{}:
+	default:
+	}
+	return cur.version, true
 }
 
 // SetPodStatus is Set for callers that only log a refusal (syncloop's

@@ -81,3 +81,60 @@ func TestCacheVersions(t *testing.T) {
 		t.Fatal("Set modified its argument")
 	}
 }
+
+// A readiness flip updates the container and the two readiness conditions
+// of the cached status at once; a transition time moves only with its
+// condition's status.
+func TestCacheSetContainerReadiness(t *testing.T) {
+	c, _ := NewCache(CacheConfig{})
+	pod := cachePod(v1.RestartPolicyAlways)
+	t0 := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
+	cond := func(typ v1.PodConditionType, st v1.ConditionStatus) v1.PodCondition {
+		return v1.PodCondition{Type: typ, Status: st, LastTransitionTime: metav1.NewTime(t0)}
+	}
+	status := appState(v1.ContainerState{Running: &v1.ContainerStateRunning{StartedAt: metav1.NewTime(t0)}})
+	status.ContainerStatuses[0].ContainerID = "containerd://abc"
+	status.Conditions = []v1.PodCondition{cond(v1.PodScheduled, v1.ConditionTrue), cond(v1.ContainersReady, v1.ConditionFalse), cond(v1.PodReady, v1.ConditionFalse)}
+	if _, _, err := c.Set(pod, status); err != nil {
+		t.Fatal(err)
+	}
+	if _, changed := c.SetContainerReadiness(pod.UID, "nope", true, t0); changed {
+		t.Fatal("an unknown container changed the status")
+	}
+	t1 := t0.Add(7 * time.Second)
+	v, changed := c.SetContainerReadiness(pod.UID, "abc", true, t1)
+	if v != 2 || !changed {
+		t.Fatalf("ready: version %d changed %v", v, changed)
+	}
+	got, _, _ := c.Get(pod.UID)
+	if !got.ContainerStatuses[0].Ready {
+		t.Fatal("container not ready")
+	}
+	for _, want := range []struct {
+		typ v1.PodConditionType
+		st  v1.ConditionStatus
+		at  time.Time
+	}{{v1.PodScheduled, v1.ConditionTrue, t0}, {v1.ContainersReady, v1.ConditionTrue, t1}, {v1.PodReady, v1.ConditionTrue, t1}} {
+		c := findCondition(got.Conditions, want.typ)
+		if c == nil || c.Status != want.st || !c.LastTransitionTime.Time.Equal(want.at) {
+			t.Errorf("condition %s: %+v, want %s since %s", want.typ, c, want.st, want.at)
+		}
+	}
+	if _, changed := c.SetContainerReadiness(pod.UID, "abc", true, t1.Add(time.Second)); changed {
+		t.Error("the same readiness again changed the status")
+	}
+	// Not ready again: False, with the container named.
+	c.SetContainerReadiness(pod.UID, "abc", false, t1.Add(3*time.Second))
+	got, _, _ = c.Get(pod.UID)
+	if r := findCondition(got.Conditions, v1.PodReady); r.Status != v1.ConditionFalse || r.Message != "containers with unready status: [app]" ||
+		!r.LastTransitionTime.Time.Equal(t1.Add(3*time.Second)) {
+		t.Errorf("Ready after unready: %+v", r)
+	}
+	// A container that does not run cannot become ready.
+	stopped := appState(v1.ContainerState{Terminated: &v1.ContainerStateTerminated{ExitCode: 0}})
+	stopped.ContainerStatuses[0].ContainerID = "containerd://abc"
+	c.Set(pod, stopped)
+	if _, changed := c.SetContainerReadiness(pod.UID, "abc", true, t1); changed {
+		t.Error("an exited container became ready")
+	}
+}

@@ -125,14 +125,15 @@
 // Cache keeps the newest status of each pod with a version that grows at
 // every change: times cut to the second, equal statuses dropped, a status
 // that takes a container out of a terminated state its restart policy
-// does not leave refused (CheckTransition). Changed signals a sink that
+// does not leave refused (CheckTransition). SetContainerReadiness applies
+// a readiness probe's flip between syncs (the container's ready flag and
+// the ContainersReady and Ready conditions). Changed signals a sink that
 // there is something to push. The sync loop hands it the Failed status of
 // rejected pods (it is a syncloop PodStatusSetter).
 //
 // # What it does not do yet
 //
-// It sends no status to an apiserver (the sinks), does not apply readiness
-// flips to the cached status between syncs, and does not force a terminal
+// It sends no status to an apiserver (the sinks), and does not force a terminal
 // status when a pod is torn down; the kubelet's status manager also holds
 // back a terminal phase while containers may still run (mergePodStatus),
 // counts kubelet_terminated_containers_total and carries in-place resize
