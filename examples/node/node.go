@@ -1,21 +1,26 @@
 // Package node wires nodekit's subsystems into a node agent: the PLEG
 // watches the runtime, the sync loop admits the pods the sources want and
 // hands them to one worker each, the driver carries out each worker's plan
-// on the runtime with probes and lifecycle hooks, and housekeeping kills
-// pods no source wants and collects dead containers. The example agents
-// run it; tests embed it to run pods on a real runtime.
+// on the runtime with probes and lifecycle hooks, housekeeping kills pods
+// no source wants and collects dead containers, and every pod's status is
+// generated (statusmgr) and served in the shape of the kubelet's /pods
+// (PodsHandler). The example agents run it; tests embed it to run pods on
+// a real runtime.
 package node
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 	v1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/clock"
 
@@ -88,11 +93,14 @@ type Node struct {
 	Workers   *syncloop.Workers
 	Loop      *syncloop.Loop
 	GC        *syncloop.ContainerGC
-	// Statuses holds the statuses the node decided (for now: those of
-	// rejected pods).
+	// Statuses holds each pod's status: generated (statusmgr.Generate)
+	// at every PLEG event of the pod and every StatusPeriod, and the
+	// Failed status of rejected pods.
 	Statuses *statusmgr.Cache
 
 	events       *pleg.Subscription
+	statusEvents *pleg.Subscription
+	hostIPs      []string
 	gcPeriod     time.Duration
 	sourcesReady func() bool
 	clock        clock.WithTicker
@@ -221,6 +229,8 @@ func New(cfg Config) (*Node, error) {
 		return nil, err
 	}
 	n.gcPeriod, n.sourcesReady, n.clock, n.log = cfg.GCPeriod, cfg.SourcesReady, cfg.Clock, cfg.Logger
+	n.hostIPs = cfg.HostIPs
+	n.statusEvents = p.Watch()
 	return n, nil
 }
 
@@ -229,7 +239,7 @@ func (n *Node) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
-	errs := make(chan error, 5)
+	errs := make(chan error, 6)
 	run := func(name string, f func(context.Context) error) {
 		wg.Go(func() {
 			if err := f(ctx); err != nil && !errors.Is(err, context.Canceled) {
@@ -243,8 +253,10 @@ func (n *Node) Run(ctx context.Context) error {
 	run("workers", n.Workers.Run)
 	run("loop", n.Loop.Run)
 	run("gc", n.collect)
+	run("status", n.statuses)
 	wg.Wait()
 	n.events.Close()
+	n.statusEvents.Close()
 	close(errs)
 	var all []error
 	for err := range errs {
@@ -282,4 +294,73 @@ func (n *Node) collect(ctx context.Context) error {
 			n.log.Warn("garbage collection failed", zap.Error(err))
 		}
 	}
+}
+
+// StatusPeriod is how often every pod's status is generated again, besides
+// at each of its PLEG events.
+const StatusPeriod = 5 * time.Second
+
+// statuses keeps Statuses current until ctx ends.
+func (n *Node) statuses(ctx context.Context) error {
+	t := n.clock.NewTicker(StatusPeriod)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case ev, ok := <-n.statusEvents.Events():
+			if !ok {
+				return ctx.Err()
+			}
+			n.generate(ev.PodUID)
+		case <-t.C():
+			for _, p := range n.Loop.Pods() {
+				n.generate(p.UID)
+			}
+		}
+	}
+}
+
+// generate makes and caches the status of one pod the sources want and a
+// worker runs (a rejected pod keeps the Failed status the loop gave it).
+func (n *Node) generate(uid types.UID) {
+	pod, ok := n.Loop.Pod(uid)
+	if !ok {
+		return
+	}
+	state, ok := n.Workers.State(uid)
+	if !ok {
+		return
+	}
+	rt, _ := n.PLEG.Cache().Get(uid)
+	in := statusmgr.Input{Pod: pod, Runtime: rt, Probes: n.Probes, HostIPs: n.hostIPs, Now: n.clock.Now(),
+		Terminal: state == syncloop.Terminated, Finished: state == syncloop.Terminated}
+	if prev, _, ok := n.Statuses.Get(uid); ok {
+		in.Previous = &prev
+	}
+	for _, w := range n.Driver.Waiting(uid) {
+		in.Waiting = append(in.Waiting, statusmgr.Waiting{Name: w.Name, Reason: w.Reason, Message: w.Message})
+	}
+	if _, _, err := n.Statuses.Set(pod, statusmgr.Generate(in)); err != nil {
+		n.log.Warn("pod status refused", zap.Error(err))
+	}
+}
+
+// PodsHandler serves the pods the sources want, with their statuses, as a
+// v1.PodList in JSON: the shape of the kubelet's /pods endpoint.
+func (n *Node) PodsHandler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		list := v1.PodList{TypeMeta: metav1.TypeMeta{Kind: "PodList", APIVersion: "v1"}}
+		for _, p := range n.Loop.Pods() {
+			p = p.DeepCopy()
+			if st, _, ok := n.Statuses.Get(p.UID); ok {
+				p.Status = st
+			}
+			list.Items = append(list.Items, *p)
+		}
+		w.Header().Set("Content-Type", "application/json")
+		if err := json.NewEncoder(w).Encode(&list); err != nil {
+			n.log.Debug("pods API: write failed", zap.Error(err))
+		}
+	})
 }

@@ -1,0 +1,102 @@
+package node_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	k8stypes "k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/ptr"
+
+	"github.com/nodekit/nodekit/core"
+	"github.com/nodekit/nodekit/examples/node"
+	"github.com/nodekit/nodekit/runtimetest"
+)
+
+// The node keeps every pod's status, served as the kubelet's /pods: on the
+// simulated runtime a running pod is Running and Ready, a crash-looping
+// one Running with its container waiting in CrashLoopBackOff, its restart
+// count and last exit code shown.
+func TestPodsAPI(t *testing.T) {
+	rt, err := runtimetest.New(runtimetest.Config{Images: []string{"busybox"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	updates := make(chan core.PodUpdate, 1)
+	big := &v1.Node{ObjectMeta: metav1.ObjectMeta{Name: "n1"}, Status: v1.NodeStatus{Allocatable: v1.ResourceList{
+		v1.ResourceCPU: resource.MustParse("4"), v1.ResourceMemory: resource.MustParse("4Gi"), v1.ResourcePods: resource.MustParse("10")}}}
+	n, err := node.New(node.Config{Runtime: rt, Updates: updates, PodLogsRoot: t.TempDir(), HostIPs: []string{"10.0.0.5"},
+		Node: func() (*v1.Node, error) { return big, nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- n.Run(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; !errors.Is(err, context.Canceled) {
+			t.Error(err)
+		}
+	}()
+	pod := func(name string, cmd ...string) *v1.Pod {
+		return &v1.Pod{
+			ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "e2e", UID: k8stypes.UID("uid-" + name)},
+			Spec: v1.PodSpec{HostNetwork: true, TerminationGracePeriodSeconds: ptr.To[int64](1),
+				Containers: []v1.Container{{Name: "app", Image: "busybox", Command: cmd}}},
+		}
+	}
+	updates <- core.PodUpdate{Op: core.OpAdd, Pods: []*v1.Pod{pod("ok"), pod("crash", "sh", "-c", "exit 1")}}
+
+	srv := httptest.NewServer(n.PodsHandler())
+	defer srv.Close()
+	get := func() map[string]v1.PodStatus {
+		res, err := http.Get(srv.URL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		var list v1.PodList
+		if err := json.NewDecoder(res.Body).Decode(&list); err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]v1.PodStatus{}
+		for _, p := range list.Items {
+			out[p.Name] = p.Status
+		}
+		return out
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		st := get()
+		ok, crash := st["ok"], st["crash"]
+		okReady := ok.Phase == v1.PodRunning && len(ok.Conditions) > 0 && condTrue(ok.Conditions, v1.PodReady) && ok.PodIP == "10.0.0.5"
+		crashing := len(crash.ContainerStatuses) == 1 && crash.ContainerStatuses[0].State.Waiting != nil &&
+			crash.ContainerStatuses[0].State.Waiting.Reason == "CrashLoopBackOff" && crash.ContainerStatuses[0].RestartCount >= 1 &&
+			crash.ContainerStatuses[0].LastTerminationState.Terminated != nil && crash.ContainerStatuses[0].LastTerminationState.Terminated.ExitCode == 1
+		if okReady && crashing {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("statuses after 20 s:\nok: %+v\ncrash: %+v", ok, crash)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func condTrue(cs []v1.PodCondition, t v1.PodConditionType) bool {
+	for _, c := range cs {
+		if c.Type == t {
+			return c.Status == v1.ConditionTrue
+		}
+	}
+	return false
+}
+
