@@ -99,4 +99,3 @@ func condTrue(cs []v1.PodCondition, t v1.PodConditionType) bool {
 	}
 	return false
 }
-
