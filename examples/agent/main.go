@@ -26,6 +26,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"strings"
@@ -68,6 +70,7 @@ func run(args []string, out io.Writer) error {
 	logsRoot := fs.String("pod-logs-root", "", "directory for pod logs (default: a temporary directory)")
 	hold := fs.Duration("hold", 2*time.Second, "how long the pod runs before it is stopped")
 	verbose := fs.Bool("v", false, "log what the PLEG, the pod workers, the driver and the runtime do")
+	podsAddr := fs.String("pods-addr", "", "with -manifest-dir: serve the pods and their statuses as JSON at http://ADDR/pods, as the kubelet's /pods (e.g. 127.0.0.1:10255)")
 	manifestDir := fs.String("manifest-dir", "", "run the static pods of this directory (or file) until interrupted, following its changes, instead of one pod")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -97,7 +100,7 @@ func run(args []string, out io.Writer) error {
 			return err
 		}
 		defer closeRT()
-		return runStatic(ctx, out, rt, *manifestDir, *logsRoot, logger)
+		return runStatic(ctx, out, rt, *manifestDir, *logsRoot, *podsAddr, logger)
 	}
 	pod, err := loadPod(*manifest)
 	if err != nil {
@@ -260,7 +263,7 @@ func runPod(ctx context.Context, out io.Writer, rt core.Runtime, tr *crispec.Tra
 // runStatic runs the static pods of dir until ctx ends: the file source
 // feeds the node, and every container that starts or dies is printed.
 // Pods keep running when the agent stops, as with the kubelet.
-func runStatic(ctx context.Context, out io.Writer, rt core.Runtime, dir, logsRoot string, logger *zap.Logger) error {
+func runStatic(ctx context.Context, out io.Writer, rt core.Runtime, dir, logsRoot, podsAddr string, logger *zap.Logger) error {
 	local, err := node.LocalNode()
 	if err != nil {
 		return err
@@ -285,6 +288,18 @@ func runStatic(ctx context.Context, out io.Writer, rt core.Runtime, dir, logsRoo
 	done := make(chan error, 2)
 	go func() { done <- files.Run(ctx, m) }()
 	go func() { done <- n.Run(ctx) }()
+	if podsAddr != "" {
+		lis, err := net.Listen("tcp", podsAddr)
+		if err != nil {
+			return err
+		}
+		mux := http.NewServeMux()
+		mux.Handle("/pods", n.PodsHandler())
+		srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		go srv.Serve(lis)
+		defer srv.Close()
+		fmt.Fprintf(out, "serving the pods API at http://%s/pods\n", lis.Addr())
+	}
 	fmt.Fprintf(out, "running the static pods of %s on node %s\n", dir, local.Name)
 	for {
 		select {

@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
+	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -12,6 +14,7 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+	v1 "k8s.io/api/core/v1"
 
 	"github.com/nodekit/nodekit/cri"
 	"github.com/nodekit/nodekit/internal/testenv"
@@ -108,7 +111,7 @@ func TestManifestDirOnSimulatedRuntime(t *testing.T) {
 	out := &syncBuffer{}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- runStatic(ctx, out, rt, dir, t.TempDir(), zap.NewNop()) }()
+	go func() { done <- runStatic(ctx, out, rt, dir, t.TempDir(), "127.0.0.1:0", zap.NewNop()) }()
 	manifest := filepath.Join(dir, "web.yaml")
 	if err := os.WriteFile(manifest, []byte(`apiVersion: v1
 kind: Pod
@@ -121,6 +124,28 @@ spec:
 		t.Fatal(err)
 	}
 	waitOutput(t, out, regexp.MustCompile(`pod default/web-\S+: container app started`))
+	// The pods API shows it running.
+	url := regexp.MustCompile(`serving the pods API at (\S+)`).FindStringSubmatch(out.String())[1]
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		res, err := http.Get(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var list v1.PodList
+		err = json.NewDecoder(res.Body).Decode(&list)
+		res.Body.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(list.Items) == 1 && list.Items[0].Status.Phase == v1.PodRunning {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("pods API: %+v", list.Items)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 	if err := os.Remove(manifest); err != nil {
 		t.Fatal(err)
 	}
@@ -174,7 +199,7 @@ func TestManifestDirOnContainerd(t *testing.T) {
 	dir := t.TempDir()
 	out := &syncBuffer{}
 	done := make(chan error, 1)
-	go func() { done <- runStatic(ctx, out, rt, dir, t.TempDir(), zap.NewNop()) }()
+	go func() { done <- runStatic(ctx, out, rt, dir, t.TempDir(), "", zap.NewNop()) }()
 	waitOutput(t, out, regexp.MustCompile(`running the static pods of`))
 	start := time.Now()
 	if err := os.WriteFile(filepath.Join(dir, "web.yaml"), []byte(`apiVersion: v1
