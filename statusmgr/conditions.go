@@ -167,9 +167,9 @@ func initializedCondition(pod *v1.Pod, old *v1.PodStatus, statuses []v1.Containe
 		switch {
 		case !ok:
 			unknown = append(unknown, ic.Name)
-		case isSidecar(ic) && (s.Started == nil || !*s.Started):
+		case core.IsSidecar(ic) && (s.Started == nil || !*s.Started):
 			incomplete = append(incomplete, ic.Name)
-		case !isSidecar(ic) && !s.Ready:
+		case !core.IsSidecar(ic) && !s.Ready:
 			incomplete = append(incomplete, ic.Name)
 		}
 	}
@@ -223,7 +223,7 @@ func containersReadyCondition(pod *v1.Pod, statuses []v1.ContainerStatus, phase 
 		}
 	}
 	for i := range pod.Spec.InitContainers {
-		if isSidecar(&pod.Spec.InitContainers[i]) {
+		if core.IsSidecar(&pod.Spec.InitContainers[i]) {
 			check(&pod.Spec.InitContainers[i])
 		}
 	}
@@ -311,7 +311,7 @@ func shouldAllContainersRestart(pod *v1.Pod, rt *core.PodStatus, old *v1.PodStat
 		return true
 	}
 	restartsAll := func(c *v1.Container, exitCode int32) bool {
-		rule, ok := matchRestartRule(c, exitCode)
+		rule, ok := core.MatchRestartRule(c, exitCode)
 		return ok && rule.Action == v1.ContainerRestartRuleActionRestartAllContainers
 	}
 	for _, cs := range [][]v1.Container{pod.Spec.InitContainers, pod.Spec.Containers} {

@@ -137,7 +137,7 @@ func shouldBeRestarted(c *v1.Container, pod *v1.Pod, rt *core.PodStatus) bool {
 	case runtimeapi.ContainerState_CONTAINER_RUNNING:
 		return false
 	case runtimeapi.ContainerState_CONTAINER_EXITED:
-		return containerShouldRestart(c, pod.Spec.RestartPolicy, cs.GetExitCode())
+		return core.ContainerShouldRestart(c, pod.Spec.RestartPolicy, cs.GetExitCode())
 	default:
 		return true
 	}
@@ -248,7 +248,7 @@ func (g *generator) containerStatuses(specs []v1.Container, previous []v1.Contai
 			}
 			// The runtime lost an init container of a pod whose regular
 			// containers were created: it did complete.
-			if newest == nil && !isSidecar(c) && s.State.Waiting != nil && anyRegularContainerCreated(pod, rt) {
+			if newest == nil && !core.IsSidecar(c) && s.State.Waiting != nil && anyRegularContainerCreated(pod, rt) {
 				s.State = v1.ContainerState{Terminated: &v1.ContainerStateTerminated{Reason: ReasonCompleted, Message: MessageInitAssumedCompleted}}
 				continue
 			}

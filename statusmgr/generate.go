@@ -386,7 +386,7 @@ func (g *generator) updateProbes(s *v1.PodStatus, probes ProbeState) {
 		c := &g.pod.Spec.InitContainers[i]
 		st := started(cs, c)
 		cs.Started = &st
-		if !isSidecar(c) {
+		if !core.IsSidecar(c) {
 			if t := cs.State.Terminated; t != nil && t.ExitCode == 0 {
 				cs.Ready = true
 			}

@@ -43,13 +43,13 @@ func Phase(pod *v1.Pod, statuses []v1.ContainerStatus, terminal, initialized boo
 	// restartable says a container that exited with code (and reason)
 	// runs again.
 	restartable := func(c *v1.Container, t *v1.ContainerStateTerminated) bool {
-		return containerShouldRestart(c, spec.RestartPolicy, t.ExitCode) || t.Reason == ReasonRestartingAllContainers
+		return core.ContainerShouldRestart(c, spec.RestartPolicy, t.ExitCode) || t.Reason == ReasonRestartingAllContainers
 	}
 
 	pendingInit, pendingSidecars, failedInitForGood := 0, 0, 0
 	for i := range spec.InitContainers {
 		c := &spec.InitContainers[i]
-		if isSidecar(c) {
+		if core.IsSidecar(c) {
 			continue
 		}
 		s, ok := find(c.Name)
@@ -72,7 +72,7 @@ func Phase(pod *v1.Pod, statuses []v1.ContainerStatus, terminal, initialized boo
 	unknown, running, waiting, stopped, stoppedForGood, succeeded := 0, 0, 0, 0, 0, 0
 	for i := range spec.InitContainers {
 		c := &spec.InitContainers[i]
-		if !isSidecar(c) {
+		if !core.IsSidecar(c) {
 			continue
 		}
 		s, ok := find(c.Name)
@@ -151,72 +151,6 @@ func Phase(pod *v1.Pod, statuses []v1.ContainerStatus, terminal, initialized boo
 	default:
 		return v1.PodPending
 	}
-}
-
-// containerShouldRestart reports whether container c, which exited with
-// exitCode, runs again: its first matching restartPolicyRule decides
-// (Restart and RestartAllContainers: yes), else its own restartPolicy,
-// else the pod's (podPolicy; empty means Always). Rules and a container's
-// own policy count only for containers that have one (sidecars and, with
-// ContainerRestartRules, any container).
-func containerShouldRestart(c *v1.Container, podPolicy v1.RestartPolicy, exitCode int32) bool {
-	if c.RestartPolicy != nil {
-		if rule, ok := matchRestartRule(c, exitCode); ok {
-			switch rule.Action {
-			case v1.ContainerRestartRuleActionRestart, v1.ContainerRestartRuleActionRestartAllContainers:
-				return true
-			}
-		}
-		switch *c.RestartPolicy {
-		case v1.ContainerRestartPolicyAlways:
-			return true
-		case v1.ContainerRestartPolicyOnFailure:
-			return exitCode != 0
-		case v1.ContainerRestartPolicyNever:
-			return false
-		}
-	}
-	switch podPolicy {
-	case v1.RestartPolicyOnFailure:
-		return exitCode != 0
-	case v1.RestartPolicyNever:
-		return false
-	default:
-		return true
-	}
-}
-
-// matchRestartRule returns the first of c's restartPolicyRules whose exit
-// codes match exitCode.
-func matchRestartRule(c *v1.Container, exitCode int32) (v1.ContainerRestartRule, bool) {
-	for _, rule := range c.RestartPolicyRules {
-		if rule.ExitCodes == nil {
-			continue
-		}
-		in := false
-		for _, v := range rule.ExitCodes.Values {
-			if v == exitCode {
-				in = true
-			}
-		}
-		switch rule.ExitCodes.Operator {
-		case v1.ContainerRestartRuleOnExitCodesOpIn:
-			if in {
-				return rule, true
-			}
-		case v1.ContainerRestartRuleOnExitCodesOpNotIn:
-			if !in {
-				return rule, true
-			}
-		}
-	}
-	return v1.ContainerRestartRule{}, false
-}
-
-// isSidecar reports whether an init container is a sidecar (restartPolicy
-// Always).
-func isSidecar(c *v1.Container) bool {
-	return c.RestartPolicy != nil && *c.RestartPolicy == v1.ContainerRestartPolicyAlways
 }
 
 // isStatic reports whether pod came from a source other than the

@@ -56,7 +56,7 @@ func podInitialized(pod *v1.Pod) bool {
 	if c.Name != s.Name {
 		return false
 	}
-	if isSidecar(c) {
+	if core.IsSidecar(c) {
 		return s.State.Running != nil && s.Started != nil && *s.Started
 	}
 	if t := s.LastTerminationState.Terminated; t != nil && t.ExitCode == 0 {
@@ -104,7 +104,7 @@ func CheckTransition(pod *v1.Pod, old, next *v1.PodStatus) error {
 					return fmt.Errorf("%w: status of pod %s/%s lists init container %q where its spec does not", core.ErrInvalid, pod.Namespace, pod.Name, o.Name)
 				}
 				c = &specs[i]
-				if isSidecar(c) {
+				if core.IsSidecar(c) {
 					continue
 				}
 			}
@@ -119,7 +119,7 @@ func CheckTransition(pod *v1.Pod, old, next *v1.PodStatus) error {
 					}
 				}
 			}
-			if c != nil && containerShouldRestart(c, spec.RestartPolicy, code) {
+			if c != nil && core.ContainerShouldRestart(c, spec.RestartPolicy, code) {
 				continue
 			}
 			for _, n := range nexts {

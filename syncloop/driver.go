@@ -301,7 +301,7 @@ func (d *Driver) SyncPod(ctx context.Context, pod *v1.Pod, status *core.PodStatu
 	for _, c := range actions.InitContainersToStart {
 		ic := &pod.Spec.InitContainers[c.Index]
 		if err := s.start(ctx, ic, c, "init_container"); err != nil {
-			if !isSidecar(ic) {
+			if !core.IsSidecar(ic) {
 				waiting = append(waiting, s.waiting...)
 				return false, errors.Join(append(errs, err)...)
 			}

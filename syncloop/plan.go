@@ -588,7 +588,7 @@ func (p *planner) initActions(a *PodActions) bool {
 
 	for i := len(inits) - 1; i >= 0; i-- {
 		c := &inits[i]
-		sidecar := isSidecar(c)
+		sidecar := core.IsSidecar(c)
 		cs := p.active[c.Name]
 		if cs == nil {
 			if previous && sidecar {
@@ -697,7 +697,7 @@ func (p *planner) reset(a *PodActions) {
 				}
 				r := ContainerToReset{ID: cs.GetId(), Name: c.Name}
 				if cs.GetState() == runtimeapi.ContainerState_CONTAINER_EXITED {
-					if rule, ok := matchRestartRule(c, cs.GetExitCode()); ok && rule.Action == v1.ContainerRestartRuleActionRestartAllContainers {
+					if rule, ok := core.MatchRestartRule(c, cs.GetExitCode()); ok && rule.Action == v1.ContainerRestartRuleActionRestartAllContainers {
 						sources[k] = append(sources[k], r)
 						continue
 					}
@@ -726,67 +726,10 @@ func (p *planner) shouldRestart(c *v1.Container) bool {
 	case runtimeapi.ContainerState_CONTAINER_RUNNING:
 		return false
 	case runtimeapi.ContainerState_CONTAINER_EXITED:
-		return restartAfterExit(c, p.pod.Spec.RestartPolicy, cs.GetExitCode())
+		return core.ContainerShouldRestart(c, p.pod.Spec.RestartPolicy, cs.GetExitCode())
 	default: // created (its start failed) or unknown
 		return true
 	}
-}
-
-// restartAfterExit is the kubelet's ContainerShouldRestart: the
-// container's restartPolicyRules first, then its restartPolicy, then the
-// pod's.
-func restartAfterExit(c *v1.Container, podPolicy v1.RestartPolicy, exitCode int32) bool {
-	if c.RestartPolicy != nil {
-		if rule, ok := matchRestartRule(c, exitCode); ok {
-			switch rule.Action {
-			case v1.ContainerRestartRuleActionRestart, v1.ContainerRestartRuleActionRestartAllContainers:
-				return true
-			}
-		}
-		switch *c.RestartPolicy {
-		case v1.ContainerRestartPolicyAlways:
-			return true
-		case v1.ContainerRestartPolicyOnFailure:
-			return exitCode != 0
-		case v1.ContainerRestartPolicyNever:
-			return false
-		}
-	}
-	switch podPolicy {
-	case v1.RestartPolicyOnFailure:
-		return exitCode != 0
-	case v1.RestartPolicyNever:
-		return false
-	default:
-		return true
-	}
-}
-
-// matchRestartRule returns the first of c's restartPolicyRules that
-// matches exitCode.
-func matchRestartRule(c *v1.Container, exitCode int32) (v1.ContainerRestartRule, bool) {
-	for _, rule := range c.RestartPolicyRules {
-		if rule.ExitCodes == nil {
-			continue
-		}
-		in := false
-		for _, v := range rule.ExitCodes.Values {
-			if v == exitCode {
-				in = true
-			}
-		}
-		switch rule.ExitCodes.Operator {
-		case v1.ContainerRestartRuleOnExitCodesOpIn:
-			if in {
-				return rule, true
-			}
-		case v1.ContainerRestartRuleOnExitCodesOpNotIn:
-			if !in {
-				return rule, true
-			}
-		}
-	}
-	return v1.ContainerRestartRule{}, false
 }
 
 // initContainerFailed is the kubelet's isInitContainerFailed for an exited
@@ -876,7 +819,7 @@ func (p *planner) applyBackOff(a *PodActions) {
 		c := &p.pod.Spec.InitContainers[s.Index]
 		if w, ok := p.backOff(c, s, true); ok {
 			a.Waiting = append(a.Waiting, w)
-			stop = !isSidecar(c)
+			stop = !core.IsSidecar(c)
 			continue
 		}
 		inits = append(inits, s)

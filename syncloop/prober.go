@@ -289,7 +289,7 @@ func (m *ProbeManager) SyncPod(pod *v1.Pod, status *core.PodStatus) {
 		specs[pod.Spec.Containers[i].Name] = &pod.Spec.Containers[i]
 	}
 	for i := range pod.Spec.InitContainers {
-		if isSidecar(&pod.Spec.InitContainers[i]) {
+		if core.IsSidecar(&pod.Spec.InitContainers[i]) {
 			specs[pod.Spec.InitContainers[i].Name] = &pod.Spec.InitContainers[i]
 		}
 	}

@@ -4,6 +4,8 @@ import (
 	"slices"
 
 	v1 "k8s.io/api/core/v1"
+
+	"github.com/nodekit/nodekit/core"
 )
 
 // MinimumStopGracePeriod is the least time, in seconds, a container is
@@ -23,7 +25,7 @@ func TerminationOrder(pod *v1.Pod, running []string) [][]string {
 	var order []string
 	for i := len(pod.Spec.InitContainers) - 1; i >= 0; i-- {
 		c := &pod.Spec.InitContainers[i]
-		if isSidecar(c) {
+		if core.IsSidecar(c) {
 			sidecars[c.Name] = true
 			order = append(order, c.Name)
 		}
@@ -44,11 +46,4 @@ func TerminationOrder(pod *v1.Pod, running []string) [][]string {
 		}
 	}
 	return stages
-}
-
-// isSidecar reports whether an init container is a sidecar: one with
-// restartPolicy Always, which starts among the init containers and keeps
-// running.
-func isSidecar(c *v1.Container) bool {
-	return c.RestartPolicy != nil && *c.RestartPolicy == v1.ContainerRestartPolicyAlways
 }
