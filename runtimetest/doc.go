@@ -113,6 +113,11 @@
 // server drops a stalled stream, and should relist and subscribe again.
 // BreakEventStreams drops every stream at once.
 //
+// # Reading a pod back
+//
+// PodStatus reads one pod's core.PodStatus from any runtime, as the PLEG
+// would cache it, for tests in which no PLEG runs.
+//
 // # Guarantees
 //
 // A Runtime is safe for concurrent use; one mutex guards it, and no call

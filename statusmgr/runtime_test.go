@@ -4,12 +4,12 @@ import (
 	"context"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 	"testing"
 	"time"
 
 	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 	clocktesting "k8s.io/utils/clock/testing"
 
@@ -18,43 +18,13 @@ import (
 	"github.com/nodekit/nodekit/runtimetest"
 )
 
-// statusOf reads a pod's runtime status as the PLEG does: its sandboxes
-// and containers, newest first.
+// statusOf reads a pod's runtime status as the PLEG does.
 func statusOf(ctx context.Context, t *testing.T, rt core.Runtime, uid string) *core.PodStatus {
 	t.Helper()
-	sel := map[string]string{core.LabelPodUID: uid}
-	sbs, err := rt.ListPodSandbox(ctx, &runtimeapi.PodSandboxFilter{LabelSelector: sel})
+	st, err := runtimetest.PodStatus(ctx, rt, types.UID(uid))
 	if err != nil {
 		t.Fatal(err)
 	}
-	st := &core.PodStatus{}
-	for _, sb := range sbs {
-		resp, err := rt.PodSandboxStatus(ctx, sb.GetId(), false)
-		if err != nil {
-			t.Fatal(err)
-		}
-		st.SandboxStatuses = append(st.SandboxStatuses, resp.GetStatus())
-	}
-	sort.Slice(st.SandboxStatuses, func(i, j int) bool {
-		return st.SandboxStatuses[i].GetCreatedAt() > st.SandboxStatuses[j].GetCreatedAt()
-	})
-	if len(st.SandboxStatuses) > 0 {
-		st.IPs = core.SandboxIPs(st.SandboxStatuses[0])
-	}
-	cs, err := rt.ListContainers(ctx, &runtimeapi.ContainerFilter{LabelSelector: sel})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, c := range cs {
-		resp, err := rt.ContainerStatus(ctx, c.GetId(), false)
-		if err != nil {
-			t.Fatal(err)
-		}
-		st.ContainerStatuses = append(st.ContainerStatuses, resp.GetStatus())
-	}
-	sort.Slice(st.ContainerStatuses, func(i, j int) bool {
-		return st.ContainerStatuses[i].GetCreatedAt() > st.ContainerStatuses[j].GetCreatedAt()
-	})
 	return st
 }
 

@@ -22,36 +22,9 @@ import (
 // statusOf reads a pod's runtime status the way the PLEG caches it.
 func statusOf(t *testing.T, rt *runtimetest.Runtime, pod *v1.Pod) *core.PodStatus {
 	t.Helper()
-	ctx := context.Background()
-	sel := map[string]string{core.LabelPodUID: string(pod.UID)}
-	st := &core.PodStatus{UID: pod.UID, Name: pod.Name, Namespace: pod.Namespace}
-	sbs, err := rt.ListPodSandbox(ctx, &runtimeapi.PodSandboxFilter{LabelSelector: sel})
+	st, err := runtimetest.PodStatus(context.Background(), rt, pod.UID)
 	if err != nil {
 		t.Fatal(err)
-	}
-	for _, sb := range sbs {
-		resp, err := rt.PodSandboxStatus(ctx, sb.GetId(), false)
-		if err != nil {
-			t.Fatal(err)
-		}
-		st.SandboxStatuses = append([]*runtimeapi.PodSandboxStatus{resp.GetStatus()}, st.SandboxStatuses...)
-	}
-	cs, err := rt.ListContainers(ctx, &runtimeapi.ContainerFilter{LabelSelector: sel})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, c := range cs {
-		resp, err := rt.ContainerStatus(ctx, c.GetId(), false)
-		if err != nil {
-			t.Fatal(err)
-		}
-		st.ContainerStatuses = append(st.ContainerStatuses, resp.GetStatus())
-	}
-	// Newest first, as the PLEG orders them.
-	for i := 1; i < len(st.ContainerStatuses); i++ {
-		for j := i; j > 0 && st.ContainerStatuses[j].GetCreatedAt() > st.ContainerStatuses[j-1].GetCreatedAt(); j-- {
-			st.ContainerStatuses[j], st.ContainerStatuses[j-1] = st.ContainerStatuses[j-1], st.ContainerStatuses[j]
-		}
 	}
 	return st
 }
