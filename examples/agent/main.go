@@ -1,9 +1,10 @@
-// Command agent is nodekit's example node agent. It runs one pod the way
-// the agent runs every pod: the PLEG watches the runtime, the pod's worker
-// (syncloop) drives the runtime toward the spec through the driver, every
-// PLEG event wakes the worker, and after a while the pod is killed and
-// terminates gracefully. Pod sources, the status manager and the other
-// subsystems join as they are built.
+// Command agent is nodekit's example node agent, on the wiring of
+// examples/node: the sync loop admits pods and gives each a worker that
+// drives the runtime toward the spec, the PLEG's events wake the workers,
+// and every pod's status is kept. By default it runs one pod, removes it
+// after a while and lets it terminate gracefully; with -manifest-dir it
+// runs a directory's static pods until interrupted. Volumes, eviction and
+// the CPU manager join as they are built.
 //
 // With no flags it runs a built-in pod on the simulated runtime and needs
 // no setup:
