@@ -170,3 +170,97 @@ func TestPodSourceAndMirrorsOnAPIServer(t *testing.T) {
 	cancel()
 	<-done
 }
+
+// Pod statuses written on a real kube-apiserver: a pod's status lands in
+// its status subresource; a pod deleted and created again under its name
+// is not given the old one's status; a static pod's status goes to its
+// mirror pod; Run writes what changed.
+func TestStatusWriterOnAPIServer(t *testing.T) {
+	api := testenv.StartAPIServer(t)
+	cs, err := kubernetes.NewForConfig(api.RESTConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	if _, err := cs.CoreV1().ServiceAccounts("default").Create(ctx, &v1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "default"}},
+		metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		t.Fatal(err)
+	}
+	if _, err := cs.CoreV1().Nodes().Create(ctx, &v1.Node{ObjectMeta: metav1.ObjectMeta{Name: "n1"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	w, err := kubeapi.NewStatusWriter(kubeapi.StatusWriterConfig{Client: cs, ReconcilePeriod: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	web, err := cs.CoreV1().Pods("default").Create(ctx, pod("web", "n1", nil), metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	running := v1.PodStatus{Phase: v1.PodRunning, HostIP: "10.0.0.5", Conditions: []v1.PodCondition{
+		{Type: v1.PodReady, Status: v1.ConditionTrue, LastTransitionTime: metav1.NewTime(time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC))}}}
+	if err := w.Write(ctx, kubeapi.StatusEntry{Pod: web, Status: running, Version: 1}, false); err != nil {
+		t.Fatal(err)
+	}
+	got, err := cs.CoreV1().Pods("default").Get(ctx, "web", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Status.Phase != v1.PodRunning || got.Status.HostIP != "10.0.0.5" || len(got.Status.Conditions) != 1 {
+		t.Fatalf("status in the apiserver: %+v", got.Status)
+	}
+	// The same version is not written again.
+	rv := got.ResourceVersion
+	if err := w.Write(ctx, kubeapi.StatusEntry{Pod: web, Status: running, Version: 1}, false); err != nil {
+		t.Fatal(err)
+	}
+	if again, _ := cs.CoreV1().Pods("default").Get(ctx, "web", metav1.GetOptions{}); again.ResourceVersion != rv {
+		t.Errorf("an unchanged version was written again")
+	}
+
+	// Deleted and created again under the same name: the old pod's
+	// status must not reach the new one.
+	if err := cs.CoreV1().Pods("default").Delete(ctx, "web", metav1.DeleteOptions{GracePeriodSeconds: new(int64)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cs.CoreV1().Pods("default").Create(ctx, pod("web", "n1", nil), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	failed := *running.DeepCopy()
+	failed.Phase = v1.PodFailed
+	if err := w.Write(ctx, kubeapi.StatusEntry{Pod: web, Status: failed, Version: 2}, false); err != nil {
+		t.Fatalf("write for a replaced pod: %v", err)
+	}
+	if now, _ := cs.CoreV1().Pods("default").Get(ctx, "web", metav1.GetOptions{}); now.Status.Phase == v1.PodFailed || now.UID == web.UID {
+		t.Fatalf("the new pod got the old one's status: %s (uid %s)", now.Status.Phase, now.UID)
+	}
+
+	// A static pod's status goes to its mirror pod, through Run.
+	static := pod("etcd-n1", "n1", map[string]string{core.AnnotationConfigHash: "h1", core.AnnotationConfigSource: core.SourceFile})
+	static.UID = "h1"
+	mirrors, err := kubeapi.NewMirrors(kubeapi.MirrorsConfig{Client: cs, NodeName: "n1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := mirrors.Sync(ctx, []*v1.Pod{static}, nil); err != nil {
+		t.Fatal(err)
+	}
+	changed := make(chan struct{}, 1)
+	var mu sync.Mutex
+	entries := []kubeapi.StatusEntry{{Pod: static, Status: v1.PodStatus{Phase: v1.PodPending}, Version: 1}}
+	list := func() []kubeapi.StatusEntry { mu.Lock(); defer mu.Unlock(); return append([]kubeapi.StatusEntry(nil), entries...) }
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- w.Run(runCtx, changed, list) }()
+	mu.Lock()
+	entries[0].Status, entries[0].Version = running, 2
+	mu.Unlock()
+	changed <- struct{}{}
+	eventually(t, "the mirror pod's status", func() bool {
+		mp, err := cs.CoreV1().Pods("default").Get(ctx, "etcd-n1", metav1.GetOptions{})
+		return err == nil && mp.Status.Phase == v1.PodRunning && mp.Status.HostIP == "10.0.0.5"
+	})
+	stop()
+	<-done
+}

@@ -1,7 +1,9 @@
 // Package kubeapi is where nodekit talks to a Kubernetes apiserver, and the
 // only package that imports client-go: a pod source for the pods the
-// apiserver binds to the node (PodSource), and the mirror pods that make a
-// node's static pods visible there (Mirrors).
+// apiserver binds to the node (PodSource), the mirror pods that make a
+// node's static pods visible there (Mirrors), and the writer of pod
+// statuses (StatusWriter: a strategic merge patch of the status that names
+// the pod's UID, a static pod's status written to its mirror pod).
 //
 // It imports no subsystem. A PodSource hands its pods to any Sink (the
 // staticpod Merger is one), under core.SourceAPI:
@@ -10,4 +12,6 @@
 //	go src.Run(ctx, merger)
 //	mirrors, _ := kubeapi.NewMirrors(kubeapi.MirrorsConfig{Client: cs, NodeName: node})
 //	go mirrors.Run(ctx, changed, staticPods, src.MirrorPods) // or Sync once
+//	statuses, _ := kubeapi.NewStatusWriter(kubeapi.StatusWriterConfig{Client: cs})
+//	go statuses.Run(ctx, cache.Changed(), entries) // entries: statusmgr.Cache.List, converted
 package kubeapi

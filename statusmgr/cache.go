@@ -160,6 +160,25 @@ func (c *Cache) Delete(uid types.UID) {
 // that pushes them: changes that come together are signalled once.
 func (c *Cache) Changed() <-chan struct{} { return c.changed }
 
+// Entry is one pod's cached status.
+type Entry struct {
+	Pod     *v1.Pod
+	Status  v1.PodStatus
+	Version uint64
+}
+
+// List returns every pod's status, copies, in no particular order: what a
+// sink pushes after Changed.
+func (c *Cache) List() []Entry {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make([]Entry, 0, len(c.pods))
+	for _, cur := range c.pods {
+		out = append(out, Entry{Pod: cur.pod, Status: *cur.status.DeepCopy(), Version: cur.version})
+	}
+	return out
+}
+
 // Len is how many pods have a status.
 func (c *Cache) Len() int {
 	c.mu.Lock()

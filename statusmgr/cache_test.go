@@ -72,7 +72,13 @@ func TestCacheVersions(t *testing.T) {
 	if _, changed, err := c.Set(always, running); !changed || err != nil {
 		t.Fatalf("Always: %v %v", changed, err)
 	}
+	if l := c.List(); len(l) != 2 {
+		t.Fatalf("List: %d entries", len(l))
+	}
 	c.Delete(pod.UID)
+	if l := c.List(); len(l) != 1 || l[0].Pod.UID != always.UID || l[0].Version != 2 {
+		t.Fatalf("List after Delete: %+v", l)
+	}
 	if _, _, ok := c.Get(pod.UID); ok || c.Len() != 1 {
 		t.Fatalf("after Delete: %v, %d pods", ok, c.Len())
 	}

@@ -133,7 +133,8 @@
 //
 // # What it does not do yet
 //
-// It sends no status to an apiserver (the sinks), and does not force a terminal
+// It sends no status to an apiserver itself: kubeapi.StatusWriter does,
+// from List and Changed. It does not force a terminal
 // status when a pod is torn down; the kubelet's status manager also holds
 // back a terminal phase while containers may still run (mergePodStatus),
 // counts kubelet_terminated_containers_total and carries in-place resize
