@@ -249,7 +249,11 @@ func TestStatusWriterOnAPIServer(t *testing.T) {
 	changed := make(chan struct{}, 1)
 	var mu sync.Mutex
 	entries := []kubeapi.StatusEntry{{Pod: static, Status: v1.PodStatus{Phase: v1.PodPending}, Version: 1}}
-	list := func() []kubeapi.StatusEntry { mu.Lock(); defer mu.Unlock(); return append([]kubeapi.StatusEntry(nil), entries...) }
+	list := func() []kubeapi.StatusEntry {
+		mu.Lock()
+		defer mu.Unlock()
+		return append([]kubeapi.StatusEntry(nil), entries...)
+	}
 	runCtx, stop := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() { done <- w.Run(runCtx, changed, list) }()
