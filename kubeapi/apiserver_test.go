@@ -236,6 +236,30 @@ func TestStatusWriterOnAPIServer(t *testing.T) {
 		t.Fatalf("the new pod got the old one's status: %s (uid %s)", now.Status.Phase, now.UID)
 	}
 
+	// Graceful deletion: the pod stays until its worker finished and its
+	// final status is written, then the writer deletes it.
+	db, err := cs.CoreV1().Pods("default").Create(ctx, pod("db", "n1", nil), metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cs.CoreV1().Pods("default").Delete(ctx, "db", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Write(ctx, kubeapi.StatusEntry{Pod: db, Status: running, Version: 1}, false); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := cs.CoreV1().Pods("default").Get(ctx, "db", metav1.GetOptions{}); err != nil || got.DeletionTimestamp == nil {
+		t.Fatalf("a pod still running was deleted, or never marked: %v", err)
+	}
+	done := *failed.DeepCopy()
+	done.Phase = v1.PodSucceeded
+	if err := w.Write(ctx, kubeapi.StatusEntry{Pod: db, Status: done, Version: 2, Finished: true}, false); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cs.CoreV1().Pods("default").Get(ctx, "db", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Fatalf("a finished pod being deleted is still there: %v", err)
+	}
+
 	// A static pod's status goes to its mirror pod, through Run.
 	static := pod("etcd-n1", "n1", map[string]string{core.AnnotationConfigHash: "h1", core.AnnotationConfigSource: core.SourceFile})
 	static.UID = "h1"
@@ -255,8 +279,8 @@ func TestStatusWriterOnAPIServer(t *testing.T) {
 		return append([]kubeapi.StatusEntry(nil), entries...)
 	}
 	runCtx, stop := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- w.Run(runCtx, changed, list) }()
+	runDone := make(chan error, 1)
+	go func() { runDone <- w.Run(runCtx, changed, list) }()
 	mu.Lock()
 	entries[0].Status, entries[0].Version = running, 2
 	mu.Unlock()
@@ -266,5 +290,5 @@ func TestStatusWriterOnAPIServer(t *testing.T) {
 		return err == nil && mp.Status.Phase == v1.PodRunning && mp.Status.HostIP == "10.0.0.5"
 	})
 	stop()
-	<-done
+	<-runDone
 }

@@ -25,6 +25,13 @@ type StatusEntry struct {
 	Pod     *v1.Pod
 	Status  v1.PodStatus
 	Version uint64
+	// Finished says nothing of the pod runs any more (its worker
+	// terminated). With a terminal phase in Status and the pod being
+	// deleted (a deletion timestamp in the apiserver), the writer then
+	// deletes the pod object once the status is written, as the kubelet
+	// finishes a graceful deletion: never before its final status is
+	// there for others to read.
+	Finished bool
 }
 
 // DefaultStatusReconcilePeriod is how often a StatusWriter writes every
@@ -48,6 +55,8 @@ type StatusWriterConfig struct {
 // that names the pod's UID, so that a pod deleted and created again under
 // the same name is never given the old one's status. The status of a
 // static pod (from a file or HTTP source) is written to its mirror pod. A
+// pod being deleted whose worker finished is deleted once its final status
+// is written (StatusEntry.Finished). A
 // pod that is gone is not written again; a failed write is tried again at
 // the next change or reconcile.
 type StatusWriter struct {
@@ -120,6 +129,9 @@ func (w *StatusWriter) Write(ctx context.Context, e StatusEntry, force bool) err
 		return nil
 	}
 	err = w.patch(ctx, target, e.Status)
+	if err == nil {
+		err = w.finishDeletion(ctx, target, e)
+	}
 	switch {
 	case apierrors.IsNotFound(err), apierrors.IsConflict(err):
 		// Deleted, or replaced under the same name (the UID in the patch
@@ -169,6 +181,24 @@ func (w *StatusWriter) target(ctx context.Context, pod *v1.Pod) (*v1.Pod, error)
 		return nil, nil // another pod of the same name
 	}
 	return got, nil
+}
+
+// finishDeletion deletes a pod being deleted once its final status is
+// written: at once, with its UID as precondition. Mirror pods are the
+// mirror manager's business.
+func (w *StatusWriter) finishDeletion(ctx context.Context, target *v1.Pod, e StatusEntry) error {
+	terminal := e.Status.Phase == v1.PodSucceeded || e.Status.Phase == v1.PodFailed
+	if !e.Finished || !terminal || target.DeletionTimestamp == nil || IsMirrorPod(target) {
+		return nil
+	}
+	zero := int64(0)
+	uid := target.UID
+	if err := w.cfg.Client.CoreV1().Pods(target.Namespace).Delete(ctx, target.Name, metav1.DeleteOptions{
+		GracePeriodSeconds: &zero, Preconditions: &metav1.Preconditions{UID: &uid}}); err != nil {
+		return err
+	}
+	w.log.Info("pod deleted after its final status", zap.String("pod", target.Namespace+"/"+target.Name))
+	return nil
 }
 
 // patch sends status as a strategic merge patch from target's status (the
