@@ -324,7 +324,7 @@ func (k ImageKey) String() string {
 //
 //	back-off 1m20s restarting failed container=app pod=web_shop(8d1c…)
 func CrashLoopBackOffMessage(delay time.Duration, container, podName, podNamespace string, podUID types.UID) string {
-	return fmt.Sprintf("back-off %s restarting failed container=%s pod=%s", delay, container, backOffPodDesc(podName, podNamespace, podUID))
+	return fmt.Sprintf("back-off %s restarting failed container=%s pod=%s", delay, container, podDesc(podName, podNamespace, podUID))
 }
 
 // CrashLoopBackOffEventMessage is the message of the Warning event,
@@ -333,7 +333,7 @@ func CrashLoopBackOffMessage(delay time.Duration, container, podName, podNamespa
 //
 //	Back-off restarting failed container app in pod web_shop(8d1c…)
 func CrashLoopBackOffEventMessage(container, podName, podNamespace string, podUID types.UID) string {
-	return fmt.Sprintf("Back-off restarting failed container %s in pod %s", container, backOffPodDesc(podName, podNamespace, podUID))
+	return fmt.Sprintf("Back-off restarting failed container %s in pod %s", container, podDesc(podName, podNamespace, podUID))
 }
 
 // ImagePullBackOffMessage is the waiting message of a container whose
@@ -353,8 +353,8 @@ func ImagePullBackOffMessage(image, lastErr string) string {
 	return msg
 }
 
-// backOffPodDesc formats a pod as the kubelet's format.PodDesc:
+// podDesc formats a pod as the kubelet's format.PodDesc:
 // "<name>_<namespace>(<uid>)".
-func backOffPodDesc(name, namespace string, uid types.UID) string {
+func podDesc(name, namespace string, uid types.UID) string {
 	return fmt.Sprintf("%s_%s(%s)", name, namespace, uid)
 }

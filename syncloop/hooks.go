@@ -68,12 +68,12 @@ func (r *HookRunner) Run(ctx context.Context, pod *v1.Pod, c *v1.Container, h *v
 		}
 		if err != nil {
 			out := string(res.Stdout) + string(res.Stderr)
-			return fmt.Sprintf("Exec lifecycle hook (%v) for Container %q in Pod %q failed - error: %v, message: %q", h.Exec.Command, c.Name, podDesc(pod), err, out), err
+			return fmt.Sprintf("Exec lifecycle hook (%v) for Container %q in Pod %q failed - error: %v, message: %q", h.Exec.Command, c.Name, podDesc(pod.Name, pod.Namespace, pod.UID), err, out), err
 		}
 		return "", nil
 	case h.HTTPGet != nil:
 		if err := r.httpGet(ctx, c, h.HTTPGet, podIP); err != nil {
-			return fmt.Sprintf("HTTP lifecycle hook (%s) for Container %q in Pod %q failed - error: %v", h.HTTPGet.Path, c.Name, podDesc(pod), err), err
+			return fmt.Sprintf("HTTP lifecycle hook (%s) for Container %q in Pod %q failed - error: %v", h.HTTPGet.Path, c.Name, podDesc(pod.Name, pod.Namespace, pod.UID), err), err
 		}
 		return "", nil
 	case h.Sleep != nil:
@@ -88,7 +88,7 @@ func (r *HookRunner) Run(ctx context.Context, pod *v1.Pod, c *v1.Container, h *v
 			return "", nil
 		case <-ctx.Done():
 			err := errors.New("container terminated before sleep hook finished")
-			return fmt.Sprintf("Sleep lifecycle hook (%d) for Container %q in Pod %q failed - error: %v", h.Sleep.Seconds, c.Name, podDesc(pod), err), err
+			return fmt.Sprintf("Sleep lifecycle hook (%d) for Container %q in Pod %q failed - error: %v", h.Sleep.Seconds, c.Name, podDesc(pod.Name, pod.Namespace, pod.UID), err), err
 		}
 	}
 	err := fmt.Errorf("invalid handler of container %q: %w", c.Name, core.ErrInvalid)
@@ -136,8 +136,4 @@ func discardBody(res *http.Response) {
 	}
 	defer res.Body.Close()
 	io.Copy(io.Discard, io.LimitReader(res.Body, maxProbeBody))
-}
-
-func podDesc(pod *v1.Pod) string {
-	return pod.Name + "_" + pod.Namespace + "(" + string(pod.UID) + ")"
 }
