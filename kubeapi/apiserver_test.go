@@ -52,6 +52,28 @@ func eventually(t *testing.T, what string, cond func() bool) {
 	}
 }
 
+// cluster starts a kube-apiserver with the Node n1 and, as no controller
+// manager runs, the default service account that admission gives
+// ordinary pods.
+func cluster(t *testing.T) (kubernetes.Interface, *v1.Node) {
+	t.Helper()
+	api := testenv.StartAPIServer(t)
+	cs, err := kubernetes.NewForConfig(api.RESTConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if _, err := cs.CoreV1().ServiceAccounts("default").Create(ctx, &v1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "default"}},
+		metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		t.Fatal(err)
+	}
+	node, err := cs.CoreV1().Nodes().Create(ctx, &v1.Node{ObjectMeta: metav1.ObjectMeta{Name: "n1"}}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cs, node
+}
+
 func pod(name, node string, annotations map[string]string) *v1.Pod {
 	return &v1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "default", Annotations: annotations},
@@ -64,23 +86,9 @@ func pod(name, node string, annotations map[string]string) *v1.Pod {
 // creates, re-creates, replaces and deletes the mirror pods of static
 // pods, owned by the Node.
 func TestPodSourceAndMirrorsOnAPIServer(t *testing.T) {
-	api := testenv.StartAPIServer(t)
-	cs, err := kubernetes.NewForConfig(api.RESTConfig())
-	if err != nil {
-		t.Fatal(err)
-	}
+	cs, node := cluster(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	// No controller manager runs: the service account that admission
-	// gives ordinary pods must be made by hand.
-	if _, err := cs.CoreV1().ServiceAccounts("default").Create(ctx, &v1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "default"}},
-		metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
-		t.Fatal(err)
-	}
-	node, err := cs.CoreV1().Nodes().Create(ctx, &v1.Node{ObjectMeta: metav1.ObjectMeta{Name: "n1"}}, metav1.CreateOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
 
 	src, err := kubeapi.NewPodSource(kubeapi.PodSourceConfig{Client: cs, NodeName: "n1"})
 	if err != nil {
@@ -176,20 +184,9 @@ func TestPodSourceAndMirrorsOnAPIServer(t *testing.T) {
 // is not given the old one's status; a static pod's status goes to its
 // mirror pod; Run writes what changed.
 func TestStatusWriterOnAPIServer(t *testing.T) {
-	api := testenv.StartAPIServer(t)
-	cs, err := kubernetes.NewForConfig(api.RESTConfig())
-	if err != nil {
-		t.Fatal(err)
-	}
+	cs, _ := cluster(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	if _, err := cs.CoreV1().ServiceAccounts("default").Create(ctx, &v1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "default"}},
-		metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
-		t.Fatal(err)
-	}
-	if _, err := cs.CoreV1().Nodes().Create(ctx, &v1.Node{ObjectMeta: metav1.ObjectMeta{Name: "n1"}}, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
 	w, err := kubeapi.NewStatusWriter(kubeapi.StatusWriterConfig{Client: cs, ReconcilePeriod: time.Hour})
 	if err != nil {
 		t.Fatal(err)

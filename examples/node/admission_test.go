@@ -26,28 +26,12 @@ import (
 // node of 2 CPUs, the older runs and the other is rejected OutOfcpu and
 // never reaches the runtime; the rejection is counted.
 func TestAdmissionOnTheNode(t *testing.T) {
-	rt, err := runtimetest.New(runtimetest.Config{Images: []string{"busybox"}})
-	if err != nil {
-		t.Fatal(err)
-	}
 	reg := prometheus.NewRegistry()
 	updates := make(chan core.PodUpdate, 1)
-	twoCPUs := &v1.Node{ObjectMeta: metav1.ObjectMeta{Name: "n1"}, Status: v1.NodeStatus{Allocatable: v1.ResourceList{
-		v1.ResourceCPU: resource.MustParse("2"), v1.ResourceMemory: resource.MustParse("4Gi"), v1.ResourcePods: resource.MustParse("10")}}}
-	n, err := node.New(node.Config{Runtime: rt, Updates: updates, Registerer: reg, Logger: zaptest.NewLogger(t), PodLogsRoot: t.TempDir(),
+	twoCPUs := allocatable("2")
+	rt, n := runSimNode(t, node.Config{Updates: updates, Registerer: reg, Logger: zaptest.NewLogger(t),
 		Node: func() (*v1.Node, error) { return twoCPUs, nil }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- n.Run(ctx) }()
-	defer func() {
-		cancel()
-		if err := <-done; !errors.Is(err, context.Canceled) {
-			t.Error(err)
-		}
-	}()
+	ctx := context.Background()
 	pod := func(name string, cpu string, created int64) *v1.Pod {
 		return &v1.Pod{
 			ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "e2e", UID: k8stypes.UID("uid-" + name), CreationTimestamp: metav1.Unix(created, 0)},
@@ -93,4 +77,35 @@ kubelet_admission_rejections_total{reason="OutOfcpu"} 1
 	if s, ok := n.Workers.State("uid-second"); ok {
 		t.Errorf("the rejected pod has a worker (%s)", s)
 	}
+}
+
+// allocatable is a node with cpus CPUs, 4 GiB and room for 10 pods.
+func allocatable(cpus string) *v1.Node {
+	return &v1.Node{ObjectMeta: metav1.ObjectMeta{Name: "n1"}, Status: v1.NodeStatus{Allocatable: v1.ResourceList{
+		v1.ResourceCPU: resource.MustParse(cpus), v1.ResourceMemory: resource.MustParse("4Gi"), v1.ResourcePods: resource.MustParse("10")}}}
+}
+
+// runSimNode runs a Node on a simulated runtime with a busybox image (cfg's
+// Runtime and PodLogsRoot are set) until the test ends.
+func runSimNode(t *testing.T, cfg node.Config) (*runtimetest.Runtime, *node.Node) {
+	t.Helper()
+	rt, err := runtimetest.New(runtimetest.Config{Images: []string{"busybox"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Runtime, cfg.PodLogsRoot = rt, t.TempDir()
+	n, err := node.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- n.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; !errors.Is(err, context.Canceled) {
+			t.Error(err)
+		}
+	})
+	return rt, n
 }

@@ -1,23 +1,19 @@
 package node_test
 
 import (
-	"context"
 	"encoding/json"
-	"errors"
 	"net/http"
 	"net/http/httptest"
 	"testing"
 	"time"
 
 	v1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	k8stypes "k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
 
 	"github.com/nodekit/nodekit/core"
 	"github.com/nodekit/nodekit/examples/node"
-	"github.com/nodekit/nodekit/runtimetest"
 )
 
 // The node keeps every pod's status, served as the kubelet's /pods: on the
@@ -25,27 +21,10 @@ import (
 // one Running with its container waiting in CrashLoopBackOff, its restart
 // count and last exit code shown.
 func TestPodsAPI(t *testing.T) {
-	rt, err := runtimetest.New(runtimetest.Config{Images: []string{"busybox"}})
-	if err != nil {
-		t.Fatal(err)
-	}
 	updates := make(chan core.PodUpdate, 1)
-	big := &v1.Node{ObjectMeta: metav1.ObjectMeta{Name: "n1"}, Status: v1.NodeStatus{Allocatable: v1.ResourceList{
-		v1.ResourceCPU: resource.MustParse("4"), v1.ResourceMemory: resource.MustParse("4Gi"), v1.ResourcePods: resource.MustParse("10")}}}
-	n, err := node.New(node.Config{Runtime: rt, Updates: updates, PodLogsRoot: t.TempDir(), HostIPs: []string{"10.0.0.5"},
+	big := allocatable("4")
+	_, n := runSimNode(t, node.Config{Updates: updates, HostIPs: []string{"10.0.0.5"},
 		Node: func() (*v1.Node, error) { return big, nil }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- n.Run(ctx) }()
-	defer func() {
-		cancel()
-		if err := <-done; !errors.Is(err, context.Canceled) {
-			t.Error(err)
-		}
-	}()
 	pod := func(name string, cmd ...string) *v1.Pod {
 		return &v1.Pod{
 			ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "e2e", UID: k8stypes.UID("uid-" + name)},
