@@ -343,10 +343,14 @@ func (c *Containerd) removeSandboxes(ctx context.Context) error {
 	for _, sb := range list.GetItems() {
 		// RemovePodSandbox alone refuses a ready sandbox; StopPodSandbox
 		// kills its containers first.
-		if _, err := rt.StopPodSandbox(ctx, &runtimeapi.StopPodSandboxRequest{PodSandboxId: sb.Id}); err != nil {
-			errs = append(errs, fmt.Errorf("stop pod sandbox %s: %w", sb.Id, err))
-		}
+		// A stop can race the sandbox's own shutdown (a pod the test's
+		// agent was stopping: "ttrpc: closed"); it only matters if the
+		// sandbox then cannot be removed.
+		_, stopErr := rt.StopPodSandbox(ctx, &runtimeapi.StopPodSandboxRequest{PodSandboxId: sb.Id})
 		if _, err := rt.RemovePodSandbox(ctx, &runtimeapi.RemovePodSandboxRequest{PodSandboxId: sb.Id}); err != nil {
+			if stopErr != nil {
+				errs = append(errs, fmt.Errorf("stop pod sandbox %s: %w", sb.Id, stopErr))
+			}
 			errs = append(errs, fmt.Errorf("remove pod sandbox %s: %w", sb.Id, err))
 		}
 	}
