@@ -73,6 +73,9 @@ type APIServer struct {
 	lock      *os.File // flock held while the instance lives; see sweepAPIServerDirs
 	etcd      *process
 	apiserver *process
+	// apiserverBin is the binary launch started, for StartAgain.
+	apiserverBin string
+	procMu       sync.Mutex // guards apiserver across StopAPIServer and StartAgain
 
 	stopOnce sync.Once
 	stopErr  error
@@ -279,6 +282,8 @@ func (a *APIServer) Stop() error {
 }
 
 func (a *APIServer) stopProcesses() error {
+	a.procMu.Lock()
+	defer a.procMu.Unlock()
 	var errs []error
 	// The apiserver first: without etcd it would only log errors until it
 	// is stopped.
@@ -498,11 +503,20 @@ func (a *APIServer) launch(ctx context.Context, etcdBin, apiserverBin string) er
 		return err
 	}
 
+	a.apiserverBin = apiserverBin
+	return a.startAPIServerProcess(ctx)
+}
+
+// startAPIServerProcess starts kube-apiserver on the port of a.URL and
+// waits until it is ready.
+func (a *APIServer) startAPIServerProcess(ctx context.Context) error {
+	port := a.URL[strings.LastIndexByte(a.URL, ':')+1:]
 	pki := func(name string) string { return filepath.Join(a.Dir, "pki", name) }
-	a.apiserver, err = startProcess("kube-apiserver", apiserverBin, filepath.Join(a.Dir, "kube-apiserver.log"), a.Dir,
+	var err error
+	a.apiserver, err = startProcess("kube-apiserver", a.apiserverBin, filepath.Join(a.Dir, "kube-apiserver.log"), a.Dir,
 		"--etcd-servers="+a.EtcdURL,
 		"--bind-address=127.0.0.1",
-		"--secure-port="+strconv.Itoa(ports[2]),
+		"--secure-port="+port,
 		"--cert-dir="+filepath.Join(a.Dir, "certs"),
 		"--tls-cert-file="+pki("serving.crt"),
 		"--tls-private-key-file="+pki("serving.key"),
@@ -548,6 +562,25 @@ func (a *APIServer) launch(ctx context.Context, etcdBin, apiserverBin string) er
 		return fmt.Errorf("the kube-apiserver started reports version %q, want %s* (rebuild it with hack/testenv.sh install)", v.GitVersion, want)
 	}
 	return nil
+}
+
+// StopAPIServer stops the kube-apiserver alone, as an outage its clients
+// must ride out; etcd keeps the data. StartAgain brings it back.
+func (a *APIServer) StopAPIServer() error {
+	a.procMu.Lock()
+	defer a.procMu.Unlock()
+	return a.apiserver.stop()
+}
+
+// StartAgain starts the kube-apiserver stopped by StopAPIServer again, on
+// the same address with the same data, and waits until it is ready.
+func (a *APIServer) StartAgain(ctx context.Context) error {
+	a.procMu.Lock()
+	defer a.procMu.Unlock()
+	if a.apiserver.running() {
+		return fmt.Errorf("kube-apiserver (pid %d) is running", a.apiserver.cmd.Process.Pid)
+	}
+	return a.startAPIServerProcess(ctx)
 }
 
 // resetForRetry prepares a new launch after a failed one: a fresh etcd
