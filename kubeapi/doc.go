@@ -2,8 +2,9 @@
 // only package that imports client-go: a pod source for the pods the
 // apiserver binds to the node (PodSource), the mirror pods that make a
 // node's static pods visible there (Mirrors), and the writer of pod
-// statuses (StatusWriter: a strategic merge patch of the status that names
-// the pod's UID, a static pod's status written to its mirror pod).
+// statuses (StatusWriter: the node's status merged into the API's as the
+// kubelet merges it, sent as a strategic merge patch of the status that
+// names the pod's UID, a static pod's status written to its mirror pod).
 //
 // It imports no subsystem. A PodSource hands its pods to any Sink (the
 // staticpod Merger is one), under core.SourceAPI:
@@ -12,6 +13,7 @@
 //	go src.Run(ctx, merger)
 //	mirrors, _ := kubeapi.NewMirrors(kubeapi.MirrorsConfig{Client: cs, NodeName: node})
 //	go mirrors.Run(ctx, changed, staticPods, src.MirrorPods) // or Sync once
-//	statuses, _ := kubeapi.NewStatusWriter(kubeapi.StatusWriterConfig{Client: cs})
-//	go statuses.Run(ctx, cache.Changed(), entries) // entries: statusmgr.Cache.List, converted
+//	writer, _ := kubeapi.NewStatusWriter(kubeapi.StatusWriterConfig{Client: cs})
+//	syncer, _ := statusmgr.NewSyncer(statusmgr.SyncerConfig{Source: cache, Sink: writer})
+//	go syncer.Run(ctx) // the StatusWriter is a statusmgr Sink
 package kubeapi

@@ -11,10 +11,16 @@ import (
 	"k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/clock"
+
+	"github.com/nodekit/nodekit/core"
 )
 
 // CacheConfig configures a Cache.
 type CacheConfig struct {
+	// Clock stamps each version with the time of its change
+	// (core.PodStatusEntry.ChangedAt). Default: the real clock.
+	Clock  clock.PassiveClock
 	Logger *zap.Logger
 }
 
@@ -30,7 +36,8 @@ type CacheConfig struct {
 // Cache implements syncloop's PodStatusSetter, so the sync loop can hand
 // it the Failed status of a rejected pod.
 type Cache struct {
-	log *zap.Logger
+	log   *zap.Logger
+	clock clock.PassiveClock
 
 	mu      sync.Mutex
 	pods    map[types.UID]*cachedStatus
@@ -38,9 +45,11 @@ type Cache struct {
 }
 
 type cachedStatus struct {
-	pod     *v1.Pod
-	status  v1.PodStatus
-	version uint64
+	pod       *v1.Pod
+	status    v1.PodStatus
+	version   uint64
+	changedAt time.Time
+	finished  bool
 }
 
 // NewCache returns an empty Cache.
@@ -48,13 +57,29 @@ func NewCache(cfg CacheConfig) (*Cache, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = zap.NewNop()
 	}
-	return &Cache{log: cfg.Logger, pods: map[types.UID]*cachedStatus{}, changed: make(chan struct{}, 1)}, nil
+	if cfg.Clock == nil {
+		cfg.Clock = clock.RealClock{}
+	}
+	return &Cache{log: cfg.Logger, clock: cfg.Clock, pods: map[types.UID]*cachedStatus{}, changed: make(chan struct{}, 1)}, nil
 }
 
 // Set stores status as pod's newest. It returns the version stored and
 // whether the status changed; an illegal transition is an error wrapping
 // core.ErrInvalid, and nothing is stored. Neither argument is modified.
 func (c *Cache) Set(pod *v1.Pod, status v1.PodStatus) (version uint64, changed bool, err error) {
+	return c.set(pod, status, false)
+}
+
+// Finish is Set for the last status of a pod whose worker is done with it
+// (nothing of it runs any more): the entry is marked Finished, which
+// tells a sink it may publish a terminal phase and complete the pod's
+// deletion, as the kubelet's TerminatePod. Marking it is a change of its
+// own: the version grows even when the status is equal to the stored one.
+func (c *Cache) Finish(pod *v1.Pod, status v1.PodStatus) (version uint64, changed bool, err error) {
+	return c.set(pod, status, true)
+}
+
+func (c *Cache) set(pod *v1.Pod, status v1.PodStatus, finished bool) (uint64, bool, error) {
 	next := *status.DeepCopy()
 	normalize(pod, &next)
 	c.mu.Lock()
@@ -64,7 +89,7 @@ func (c *Cache) Set(pod *v1.Pod, status v1.PodStatus) (version uint64, changed b
 		if err := CheckTransition(pod, &cur.status, &next); err != nil {
 			return cur.version, false, fmt.Errorf("statusmgr: status of pod %s/%s refused: %w", pod.Namespace, pod.Name, err)
 		}
-		if equality.Semantic.DeepEqual(cur.status, next) {
+		if equality.Semantic.DeepEqual(cur.status, next) && (cur.finished || !finished) {
 			cur.pod = pod
 			return cur.version, false, nil
 		}
@@ -73,12 +98,20 @@ func (c *Cache) Set(pod *v1.Pod, status v1.PodStatus) (version uint64, changed b
 		c.pods[pod.UID] = cur
 	}
 	cur.pod, cur.status = pod, next
+	cur.finished = cur.finished || finished
+	c.bump(cur)
+	return cur.version, true, nil
+}
+
+// bump makes cur's content a new version and signals Changed. c.mu is
+// held.
+func (c *Cache) bump(cur *cachedStatus) {
 	cur.version++
+	cur.changedAt = c.clock.Now()
 	select {
 	case c.changed <- struct{}{}:
 	default:
 	}
-	return cur.version, true, nil
 }
 
 // SetContainerReadiness applies a readiness probe's change to the cached
@@ -121,11 +154,7 @@ func (c *Cache) SetContainerReadiness(uid types.UID, containerID string, ready b
 		next.Conditions = replaceOrAppend(next.Conditions, cond)
 	}
 	cur.status = next
-	cur.version++
-	select {
-	case c.changed <- struct{}{}:
-	default:
-	}
+	c.bump(cur)
 	return cur.version, true
 }
 
@@ -149,32 +178,34 @@ func (c *Cache) Get(uid types.UID) (v1.PodStatus, uint64, bool) {
 	return *cur.status.DeepCopy(), cur.version, true
 }
 
-// Delete forgets a pod's status (its pod is gone for good).
+// Delete forgets a pod's status (its pod is gone for good) and signals
+// Changed, so that a sink's syncer forgets it too.
 func (c *Cache) Delete(uid types.UID) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if _, ok := c.pods[uid]; !ok {
+		return
+	}
 	delete(c.pods, uid)
+	select {
+	case c.changed <- struct{}{}:
+	default:
+	}
 }
 
 // Changed receives a value after one or more statuses changed, for a sink
 // that pushes them: changes that come together are signalled once.
 func (c *Cache) Changed() <-chan struct{} { return c.changed }
 
-// Entry is one pod's cached status.
-type Entry struct {
-	Pod     *v1.Pod
-	Status  v1.PodStatus
-	Version uint64
-}
-
 // List returns every pod's status, copies, in no particular order: what a
 // sink pushes after Changed.
-func (c *Cache) List() []Entry {
+func (c *Cache) List() []core.PodStatusEntry {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	out := make([]Entry, 0, len(c.pods))
+	out := make([]core.PodStatusEntry, 0, len(c.pods))
 	for _, cur := range c.pods {
-		out = append(out, Entry{Pod: cur.pod, Status: *cur.status.DeepCopy(), Version: cur.version})
+		out = append(out, core.PodStatusEntry{Pod: cur.pod, Status: *cur.status.DeepCopy(), Version: cur.version,
+			ChangedAt: cur.changedAt, Finished: cur.finished})
 	}
 	return out
 }

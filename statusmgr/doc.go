@@ -26,6 +26,12 @@
 //     an exited container's termination message from its file or, with
 //     FallbackToLogsOnError, from the tail of its CRI log, with the
 //     kubelet's limits. Generate calls it through Input.TerminationMessage.
+//   - Cache: the newest status of each pod, versioned (see "The cache").
+//   - Syncer: pushes the Cache to a Sink, coalesced, batched, retried with
+//     back-off and reconciled periodically, measuring
+//     kubelet_pod_status_sync_duration_seconds (see "Sinks").
+//   - MemorySink: a Sink that keeps what it is given, for standalone
+//     agents and tests. kubeapi.StatusWriter is the apiserver's.
 //
 // # How a container status is made
 //
@@ -131,14 +137,36 @@
 // there is something to push. The sync loop hands it the Failed status of
 // rejected pods (it is a syncloop PodStatusSetter).
 //
+// Finish stores the status of a pod whose worker is done, marked
+// Finished (core.PodStatusEntry): a sink may then publish its terminal
+// phase and complete its deletion. Delete forgets a pod no one wants any
+// more.
+//
+// # Sinks
+//
+// A Sink writes one pod's status (core.PodStatusEntry) somewhere. A
+// Syncer reads a StatusSource (the Cache) and drives a Sink as the
+// kubelet's status manager drives the apiserver:
+//
+//	cache, _ := statusmgr.NewCache(statusmgr.CacheConfig{})
+//	writer, _ := kubeapi.NewStatusWriter(kubeapi.StatusWriterConfig{Client: cs}) // or statusmgr.NewMemorySink()
+//	syncer, _ := statusmgr.NewSyncer(statusmgr.SyncerConfig{Source: cache, Sink: writer, Registerer: reg})
+//	go syncer.Run(ctx)
+//	// ... cache.Set(pod, statusmgr.Generate(in)) as statuses change
+//
+// Only the newest version of each pod is written, and only once; a
+// failed write is tried again after 200 ms, doubling to 30 s (a newer
+// version goes at once); every 10 s everything is written again, which a
+// sink that compares with what it has makes cheap (kubeapi.StatusWriter
+// sends nothing when nothing differs). Where the kubelet waits for its
+// next 10 s batch after a failed write, the Syncer retries within
+// 200 ms, so a status reaches an apiserver that comes back from an
+// outage as soon as it answers.
+//
 // # What it does not do yet
 //
-// It sends no status to an apiserver itself: kubeapi.StatusWriter does,
-// from List and Changed. It does not force a terminal
-// status when a pod is torn down; the kubelet's status manager also holds
-// back a terminal phase while containers may still run (mergePodStatus),
-// counts kubelet_terminated_containers_total and carries in-place resize
-// conditions. None of that is here yet. Generate does not read the pod's
+// It does not count kubelet_terminated_containers_total and does not
+// carry in-place resize conditions. Generate does not read the pod's
 // cgroup: a running pod's status.resources is what its spec allocates. It
 // leaves out image volume digests and container stop signals (alpha in
 // 1.37).

@@ -1,6 +1,7 @@
 package statusmgr_test
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"time"
@@ -95,4 +96,23 @@ func ExamplePhase() {
 	// Output:
 	// Running
 	// Succeeded
+}
+
+// A Syncer pushes a Cache's statuses to a Sink: here the in-memory one.
+// Three changes before the pass are written as one, the newest.
+func ExampleSyncer() {
+	cache, _ := statusmgr.NewCache(statusmgr.CacheConfig{})
+	sink := statusmgr.NewMemorySink()
+	syncer, _ := statusmgr.NewSyncer(statusmgr.SyncerConfig{Source: cache, Sink: sink})
+	pod := &v1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "default", UID: "uid-1"}}
+	for _, p := range []v1.PodPhase{v1.PodPending, v1.PodRunning} {
+		cache.Set(pod, v1.PodStatus{Phase: p})
+	}
+	cache.Finish(pod, v1.PodStatus{Phase: v1.PodSucceeded})
+	if err := syncer.Sync(context.Background(), false); err != nil {
+		fmt.Println(err)
+	}
+	e, _ := sink.Get(pod.UID)
+	fmt.Println(e.Status.Phase, "version", e.Version, "finished", e.Finished)
+	// Output: Succeeded version 3 finished true
 }

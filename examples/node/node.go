@@ -77,6 +77,10 @@ type Config struct {
 	RelistPeriod time.Duration
 	// Events selects whether the PLEG follows the runtime's event stream.
 	Events pleg.EventMode
+	// StatusSink, if set, receives the pods' statuses through a
+	// statusmgr.Syncer (kubeapi.StatusWriter writes them to an apiserver).
+	// Nil: they stay in Statuses.
+	StatusSink statusmgr.Sink
 	// Registerer receives every subsystem's metrics. Nil: none.
 	Registerer prometheus.Registerer
 	Clock      clock.WithTicker
@@ -97,6 +101,8 @@ type Node struct {
 	// at every PLEG event of the pod and every StatusPeriod, and the
 	// Failed status of rejected pods.
 	Statuses *statusmgr.Cache
+	// StatusSync pushes Statuses to Config.StatusSink; nil without one.
+	StatusSync *statusmgr.Syncer
 
 	events       *pleg.Subscription
 	statusEvents *pleg.Subscription
@@ -208,14 +214,21 @@ func New(cfg Config) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
-	n.Statuses, err = statusmgr.NewCache(statusmgr.CacheConfig{Logger: cfg.Logger.Named("status")})
+	n.Statuses, err = statusmgr.NewCache(statusmgr.CacheConfig{Clock: cfg.Clock, Logger: cfg.Logger.Named("status")})
 	if err != nil {
 		return nil, err
+	}
+	if cfg.StatusSink != nil {
+		n.StatusSync, err = statusmgr.NewSyncer(statusmgr.SyncerConfig{Source: n.Statuses, Sink: cfg.StatusSink,
+			Registerer: cfg.Registerer, Clock: cfg.Clock, Logger: cfg.Logger.Named("status-sync")})
+		if err != nil {
+			return nil, err
+		}
 	}
 	n.events = p.Watch()
 	n.Loop, err = syncloop.NewLoop(syncloop.LoopConfig{
 		Updates: cfg.Updates, Events: n.events.Events(), Workers: n.Workers, Runtime: cfg.Runtime, Admission: n.Admission, Status: n.Statuses,
-		SourcesReady: cfg.SourcesReady, Housekeepers: []syncloop.Housekeeper{n.Driver},
+		SourcesReady: cfg.SourcesReady, Housekeepers: []syncloop.Housekeeper{n.Driver, statusHousekeeper{n}},
 		Clock: cfg.Clock, Logger: cfg.Logger.Named("loop"),
 	})
 	if err != nil {
@@ -239,7 +252,7 @@ func (n *Node) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
-	errs := make(chan error, 6)
+	errs := make(chan error, 8)
 	run := func(name string, f func(context.Context) error) {
 		wg.Go(func() {
 			if err := f(ctx); err != nil && !errors.Is(err, context.Canceled) {
@@ -254,6 +267,9 @@ func (n *Node) Run(ctx context.Context) error {
 	run("loop", n.Loop.Run)
 	run("gc", n.collect)
 	run("status", n.statuses)
+	if n.StatusSync != nil {
+		run("status-sync", n.StatusSync.Run)
+	}
 	wg.Wait()
 	n.events.Close()
 	n.statusEvents.Close()
@@ -341,9 +357,32 @@ func (n *Node) generate(uid types.UID) {
 	for _, w := range n.Driver.Waiting(uid) {
 		in.Waiting = append(in.Waiting, statusmgr.Waiting{Name: w.Name, Reason: w.Reason, Message: w.Message})
 	}
-	if _, _, err := n.Statuses.Set(pod, statusmgr.Generate(in)); err != nil {
+	set := n.Statuses.Set
+	if in.Finished {
+		set = n.Statuses.Finish
+	}
+	if _, _, err := set(pod, statusmgr.Generate(in)); err != nil {
 		n.log.Warn("pod status refused", zap.Error(err))
 	}
+}
+
+// statusHousekeeper drops, at each housekeeping round, the statuses of
+// pods no source wants and no worker handles any more (the kubelet's
+// RemoveOrphanedStatuses).
+type statusHousekeeper struct{ n *Node }
+
+func (h statusHousekeeper) Housekeep(context.Context) error {
+	for _, e := range h.n.Statuses.List() {
+		uid := e.Pod.UID
+		if _, wanted := h.n.Loop.Pod(uid); wanted {
+			continue
+		}
+		if _, handled := h.n.Workers.State(uid); handled {
+			continue
+		}
+		h.n.Statuses.Delete(uid)
+	}
+	return nil
 }
 
 // PodsHandler serves the pods the sources want, with their statuses, as a

@@ -14,6 +14,7 @@ import (
 
 	"github.com/nodekit/nodekit/core"
 	"github.com/nodekit/nodekit/examples/node"
+	"github.com/nodekit/nodekit/statusmgr"
 )
 
 // The node keeps every pod's status, served as the kubelet's /pods: on the
@@ -77,4 +78,50 @@ func condTrue(cs []v1.PodCondition, t v1.PodConditionType) bool {
 		}
 	}
 	return false
+}
+
+// With a StatusSink the node pushes every status to it: a pod deleted
+// gracefully reaches the sink with a terminal phase and marked Finished
+// once its worker is done; once no source wants it, its status is
+// dropped.
+func TestStatusSinkOnTheNode(t *testing.T) {
+	updates := make(chan core.PodUpdate, 1)
+	big := allocatable("4")
+	sink := statusmgr.NewMemorySink()
+	_, n := runSimNode(t, node.Config{Updates: updates, StatusSink: sink,
+		Node: func() (*v1.Node, error) { return big, nil }})
+	pod := &v1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "e2e", UID: "uid-web"},
+		Spec: v1.PodSpec{HostNetwork: true, TerminationGracePeriodSeconds: ptr.To[int64](1),
+			Containers: []v1.Container{{Name: "app", Image: "busybox"}}},
+	}
+	updates <- core.PodUpdate{Op: core.OpAdd, Pods: []*v1.Pod{pod}}
+	waitFor := func(what string, cond func() bool) {
+		t.Helper()
+		deadline := time.Now().Add(20 * time.Second)
+		for !cond() {
+			if time.Now().After(deadline) {
+				t.Fatalf("gave up waiting for %s", what)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	waitFor("Running in the sink", func() bool {
+		e, ok := sink.Get(pod.UID)
+		return ok && e.Status.Phase == v1.PodRunning && !e.Finished
+	})
+	deleting := pod.DeepCopy()
+	deleting.DeletionTimestamp = &metav1.Time{Time: time.Now()}
+	deleting.DeletionGracePeriodSeconds = ptr.To[int64](1)
+	updates <- core.PodUpdate{Op: core.OpDelete, Pods: []*v1.Pod{deleting}}
+	waitFor("the final status in the sink", func() bool {
+		e, ok := sink.Get(pod.UID)
+		return ok && e.Finished && (e.Status.Phase == v1.PodFailed || e.Status.Phase == v1.PodSucceeded)
+	})
+	if _, _, ok := n.Statuses.Get(pod.UID); !ok {
+		t.Fatal("the status was dropped while a source still wants the pod")
+	}
+	updates <- core.PodUpdate{Op: core.OpRemove, Pods: []*v1.Pod{deleting}}
+	waitFor("the status to be dropped", func() bool { _, _, ok := n.Statuses.Get(pod.UID); return !ok })
+	waitFor("the syncer to forget the pod", func() bool { return n.StatusSync.Written(pod.UID) == 0 })
 }
