@@ -130,14 +130,7 @@ func (c *Cache) SetContainerReadiness(uid types.UID, containerID string, ready b
 		return 0, false
 	}
 	next := *cur.status.DeepCopy()
-	var cs *v1.ContainerStatus
-	for _, list := range [][]v1.ContainerStatus{next.ContainerStatuses, next.InitContainerStatuses} {
-		for i := range list {
-			if _, id, _ := strings.Cut(list[i].ContainerID, "://"); id == containerID && containerID != "" {
-				cs = &list[i]
-			}
-		}
-	}
+	cs := findContainerByID(&next, containerID)
 	if cs == nil || cs.Ready == ready || (ready && cs.State.Running == nil) {
 		return cur.version, false
 	}
@@ -156,6 +149,46 @@ func (c *Cache) SetContainerReadiness(uid types.UID, containerID string, ready b
 	cur.status = next
 	c.bump(cur)
 	return cur.version, true
+}
+
+// SetContainerStartup applies a startup probe's change to the cached
+// status at once, as the kubelet's status manager does: the container
+// instance's started flag, nothing else (readiness follows from the
+// readiness probe). containerID is the runtime's ID, without the
+// "containerd://" prefix. It reports false when the cache has no such pod
+// or container instance, or nothing changed.
+func (c *Cache) SetContainerStartup(uid types.UID, containerID string, started bool) (uint64, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	cur := c.pods[uid]
+	if cur == nil {
+		return 0, false
+	}
+	next := *cur.status.DeepCopy()
+	cs := findContainerByID(&next, containerID)
+	if cs == nil || (cs.Started != nil && *cs.Started == started) {
+		return cur.version, false
+	}
+	cs.Started = &started
+	cur.status = next
+	c.bump(cur)
+	return cur.version, true
+}
+
+// findContainerByID is the status of the container instance with the
+// runtime ID id (regular or init), nil if none.
+func findContainerByID(s *v1.PodStatus, id string) *v1.ContainerStatus {
+	if id == "" {
+		return nil
+	}
+	for _, list := range [][]v1.ContainerStatus{s.ContainerStatuses, s.InitContainerStatuses} {
+		for i := range list {
+			if _, got, _ := strings.Cut(list[i].ContainerID, "://"); got == id {
+				return &list[i]
+			}
+		}
+	}
+	return nil
 }
 
 // SetPodStatus is Set for callers that only log a refusal (syncloop's

@@ -144,3 +144,39 @@ func TestCacheSetContainerReadiness(t *testing.T) {
 		t.Error("an exited container became ready")
 	}
 }
+
+// A startup probe's change sets the instance's started flag at once, a
+// new version; the same value again, or an unknown instance, changes
+// nothing.
+func TestCacheSetContainerStartup(t *testing.T) {
+	c, _ := NewCache(CacheConfig{})
+	pod := cachePod(v1.RestartPolicyAlways)
+	st := appState(v1.ContainerState{Running: &v1.ContainerStateRunning{}})
+	st.ContainerStatuses[0].ContainerID = "containerd://c1"
+	st.ContainerStatuses[0].Started = new(false)
+	if _, _, err := c.Set(pod, st); err != nil {
+		t.Fatal(err)
+	}
+	<-c.Changed()
+	if v, ok := c.SetContainerStartup(pod.UID, "c1", true); v != 2 || !ok {
+		t.Fatalf("startup: %d %v", v, ok)
+	}
+	got, _, _ := c.Get(pod.UID)
+	if s := got.ContainerStatuses[0].Started; s == nil || !*s {
+		t.Fatalf("started = %v", s)
+	}
+	select {
+	case <-c.Changed():
+	default:
+		t.Error("no change signalled")
+	}
+	if v, ok := c.SetContainerStartup(pod.UID, "c1", true); v != 2 || ok {
+		t.Errorf("same value: %d %v", v, ok)
+	}
+	if _, ok := c.SetContainerStartup(pod.UID, "other", false); ok {
+		t.Error("an unknown instance changed")
+	}
+	if _, ok := c.SetContainerStartup("nobody", "c1", false); ok {
+		t.Error("an unknown pod changed")
+	}
+}

@@ -186,8 +186,17 @@ func New(cfg Config) (*Node, error) {
 		Runner: &syncloop.ProbeRunner{Exec: cfg.Runtime}, NodeIP: nodeIP,
 		Clock: cfg.Clock, Logger: cfg.Logger.Named("probes"), Registerer: cfg.Registerer,
 		// A changed result syncs the pod: a failed liveness or startup
-		// probe restarts the container.
-		OnChange: func(uid types.UID, _ syncloop.ProbeKind, _ string, _ syncloop.ProbeResult) { n.Loop.SyncPod(uid) },
+		// probe restarts the container. Readiness and startup reach the
+		// status at once, without waiting for the next generation.
+		OnChange: func(uid types.UID, kind syncloop.ProbeKind, id string, result syncloop.ProbeResult) {
+			switch kind {
+			case syncloop.ProbeReadiness:
+				n.Statuses.SetContainerReadiness(uid, id, result == syncloop.ProbeSuccess, n.clock.Now())
+			case syncloop.ProbeStartup:
+				n.Statuses.SetContainerStartup(uid, id, result == syncloop.ProbeSuccess)
+			}
+			n.Loop.SyncPod(uid)
+		},
 	})
 	if err != nil {
 		return nil, err
