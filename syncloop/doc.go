@@ -48,7 +48,12 @@
 //     grace period (never less than MinimumStopGracePeriod), regular
 //     containers in parallel, then sidecars last-declared first
 //     (TerminationOrder), then the sandbox. Waiting tells the status
-//     manager which containers wait, with the kubelet's reasons.
+//     manager which containers wait, with the kubelet's reasons. With
+//     DriverConfig.Volumes (volumemgr's Manager) SyncPod mounts the pod's
+//     volumes before it creates anything (the containers wait in
+//     ContainerCreating with the mount error until they are), the
+//     containers' mounts get the volumes' host paths and safe subPaths,
+//     and SyncTerminatedPod waits for the volumes to be unmounted.
 //   - Admission decides whether a new pod may run, as the kubelet's
 //     canAdmitPod: AdmitHandlers asked in order, the first rejection wins,
 //     and rejections are counted in kubelet_admission_rejections_total.

@@ -74,6 +74,12 @@ type DriverConfig struct {
 	// Hooks runs postStart and preStop hooks. Default: a HookRunner over
 	// Runtime and Clock.
 	Hooks *HookRunner
+	// Volumes, when set, mounts the pod's volumes before its sandbox and
+	// containers start and gives their host paths to the containers'
+	// mounts; when it is a VolumeUnmounter, a terminated pod's volumes
+	// are unmounted before its worker is done. Nil: pods run without
+	// volumes (a container that mounts one cannot be created).
+	Volumes Volumes
 	// Registerer receives the driver's metrics (kubelet_started_pods_total,
 	// kubelet_started_containers_total and their error counts). Nil: none.
 	Registerer prometheus.Registerer
@@ -250,6 +256,14 @@ func (d *Driver) SyncPod(ctx context.Context, pod *v1.Pod, status *core.PodStatu
 		}
 	}
 
+	// Volumes first: nothing starts without them.
+	if d.cfg.Volumes != nil && (actions.CreateSandbox || len(actions.ContainersToStart)+len(actions.InitContainersToStart)+len(actions.EphemeralContainersToStart) > 0) {
+		if err := d.cfg.Volumes.WaitForAttachAndMount(ctx, pod); err != nil {
+			waiting = append(waiting, mountWaiting(pod, actions, err)...)
+			return false, fmt.Errorf("pod %s/%s: %w", pod.Namespace, pod.Name, err)
+		}
+	}
+
 	// The sandbox to start containers in: a new one, or the current one
 	// as the PLEG's status shows it.
 	attempt := actions.Attempt
@@ -372,7 +386,14 @@ func (s *starter) start(ctx context.Context, c *v1.Container, ts ContainerToStar
 	if err := os.MkdirAll(filepath.Join(s.sbCfg.LogDirectory, c.Name), 0o755); err != nil {
 		return fail("CreateContainerConfigError", err.Error(), fmt.Errorf("pod %s/%s container %q: log directory: %w", pod.Namespace, pod.Name, c.Name, err))
 	}
-	cfg, err := d.cfg.Translator.ContainerConfig(pod, c, crispec.ContainerOptions{RestartCount: restarts, PodIPs: s.podIPs, ImageRef: imageRef})
+	opts := crispec.ContainerOptions{RestartCount: restarts, PodIPs: s.podIPs, ImageRef: imageRef}
+	if v := d.cfg.Volumes; v != nil {
+		opts.Volumes = v.PodVolumes(pod)
+		if sp, ok := v.(SubPathPreparer); ok {
+			opts.PrepareSubPath = func(p crispec.SubPath) (string, error) { return sp.PrepareSubPath(pod, c, p) }
+		}
+	}
+	cfg, err := d.cfg.Translator.ContainerConfig(pod, c, opts)
 	if err != nil {
 		return fail("CreateContainerConfigError", err.Error(), err)
 	}
@@ -678,5 +699,10 @@ func (d *Driver) SyncTerminatedPod(ctx context.Context, pod *v1.Pod, status *cor
 	d.mu.Lock()
 	delete(d.waiting, pod.UID)
 	d.mu.Unlock()
+	if u, ok := d.cfg.Volumes.(VolumeUnmounter); ok {
+		if err := u.WaitForUnmount(ctx, pod); err != nil {
+			return fmt.Errorf("pod %s/%s: %w", pod.Namespace, pod.Name, err)
+		}
+	}
 	return nil
 }

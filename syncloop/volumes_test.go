@@ -1,0 +1,138 @@
+package syncloop
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+
+	v1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/nodekit/nodekit/crispec"
+)
+
+// fakeVolumes mounts after failing while mountErr is set, and records
+// what the driver asked.
+type fakeVolumes struct {
+	mu        sync.Mutex
+	mountErr  error
+	mounts    int
+	subPaths  []string
+	unmounted []string
+}
+
+func (f *fakeVolumes) WaitForAttachAndMount(_ context.Context, pod *v1.Pod) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.mounts++
+	return f.mountErr
+}
+
+func (f *fakeVolumes) PodVolumes(pod *v1.Pod) map[string]crispec.Volume {
+	return map[string]crispec.Volume{"data": {HostPath: "/var/lib/pods/" + string(pod.UID) + "/volumes/data"}}
+}
+
+func (f *fakeVolumes) PrepareSubPath(pod *v1.Pod, c *v1.Container, p crispec.SubPath) (string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.subPaths = append(f.subPaths, c.Name+":"+p.Path)
+	return "/var/lib/pods/" + string(pod.UID) + "/volume-subpaths/data/" + c.Name + "/0", nil
+}
+
+func (f *fakeVolumes) WaitForUnmount(_ context.Context, pod *v1.Pod) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.unmounted = append(f.unmounted, pod.Name)
+	return nil
+}
+
+// The driver mounts a pod's volumes before anything of it starts: while
+// they fail, no sandbox exists and the containers wait in
+// ContainerCreating with the mount error; once mounted, the containers'
+// mounts carry the volumes' host paths (a subPath prepared by the volume
+// manager); a terminated pod's volumes are unmounted before its worker is
+// done.
+func TestDriverMountsVolumesFirst(t *testing.T) {
+	rt := simRuntime(t)
+	tr, err := crispec.New(crispec.Config{PodLogsRoot: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	vols := &fakeVolumes{mountErr: errors.New(`volume "data": hostPath type check failed: /srv/data is not a directory`)}
+	d, err := NewDriver(DriverConfig{Runtime: rt, Translator: tr, Volumes: vols})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pod := &v1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "ns", UID: "uid-web"},
+		Spec: v1.PodSpec{
+			Volumes: []v1.Volume{{Name: "data", VolumeSource: v1.VolumeSource{EmptyDir: &v1.EmptyDirVolumeSource{}}}},
+			Containers: []v1.Container{
+				{Name: "app", Image: testImage, VolumeMounts: []v1.VolumeMount{{Name: "data", MountPath: "/data"}}},
+				{Name: "side", Image: testImage, VolumeMounts: []v1.VolumeMount{{Name: "data", MountPath: "/cfg", SubPath: "conf"}}},
+			},
+		},
+	}
+	ctx := context.Background()
+	if _, err := d.SyncPod(ctx, pod, nil); err == nil || !strings.Contains(err.Error(), "is not a directory") {
+		t.Fatalf("sync with failing volumes: %v", err)
+	}
+	if sbs, _ := rt.ListPodSandbox(ctx, nil); len(sbs) != 0 {
+		t.Fatalf("a sandbox was created before the volumes were mounted: %d", len(sbs))
+	}
+	w := d.Waiting(pod.UID)
+	if len(w) != 2 || w[0].Reason != ReasonContainerCreating || !strings.Contains(w[0].Message, `volume "data"`) {
+		t.Fatalf("waiting: %+v", w)
+	}
+
+	vols.mu.Lock()
+	vols.mountErr = nil
+	vols.mu.Unlock()
+	if _, err := d.SyncPod(ctx, pod, nil); err != nil {
+		t.Fatal(err)
+	}
+	st := statusOf(t, rt, pod)
+	if got := summary(st); got != "app#0:running side#0:running" {
+		t.Fatalf("containers: %s", got)
+	}
+	mounts := map[string]string{}
+	for _, cs := range st.ContainerStatuses {
+		full, err := rt.ContainerStatus(ctx, cs.GetId(), false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range full.GetStatus().GetMounts() {
+			mounts[cs.GetMetadata().GetName()+":"+m.GetContainerPath()] = m.GetHostPath()
+		}
+	}
+	if mounts["app:/data"] != "/var/lib/pods/uid-web/volumes/data" || mounts["side:/cfg"] != "/var/lib/pods/uid-web/volume-subpaths/data/side/0" {
+		t.Fatalf("mounts: %v", mounts)
+	}
+	if len(vols.subPaths) != 1 || vols.subPaths[0] != "side:/var/lib/pods/uid-web/volumes/data/conf" {
+		t.Fatalf("subPaths prepared: %v", vols.subPaths)
+	}
+	if len(d.Waiting(pod.UID)) != 0 {
+		t.Fatalf("still waiting: %+v", d.Waiting(pod.UID))
+	}
+
+	// Nothing to start: the volumes are not asked again.
+	before := vols.mounts
+	if _, err := d.SyncPod(ctx, pod, statusOf(t, rt, pod)); err != nil {
+		t.Fatal(err)
+	}
+	if vols.mounts != before {
+		t.Errorf("volumes asked again for a pod with nothing to start")
+	}
+
+	if err := d.SyncTerminatingPod(ctx, pod, statusOf(t, rt, pod), 1); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.SyncTerminatedPod(ctx, pod, statusOf(t, rt, pod)); err != nil {
+		t.Fatal(err)
+	}
+	if len(vols.unmounted) != 1 || vols.unmounted[0] != "web" {
+		t.Fatalf("unmounted: %v", vols.unmounted)
+	}
+}
