@@ -38,6 +38,7 @@ type PodMountedError struct {
 	Paths []string
 }
 
+// Error names the pod and every mount point still there.
 func (e *PodMountedError) Error() string {
 	return fmt.Sprintf("orphaned pod %q found, but volumes are still mounted: %s", e.PodUID, strings.Join(e.Paths, ", "))
 }

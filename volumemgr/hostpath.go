@@ -50,6 +50,8 @@ type HostPathTypeError struct {
 	Err error
 }
 
+// Error is the kubelet's message: what was expected at Path and what was
+// found there, or why that could not be determined.
 func (e *HostPathTypeError) Error() string {
 	if e.Found == "" {
 		return fmt.Sprintf("hostPath type check failed, %s is not a %s, unable to determine its type: %v", e.Path, hostPathTypeWord(e.Type), e.Err)
