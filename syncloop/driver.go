@@ -256,8 +256,10 @@ func (d *Driver) SyncPod(ctx context.Context, pod *v1.Pod, status *core.PodStatu
 		}
 	}
 
-	// Volumes first: nothing starts without them.
-	if d.cfg.Volumes != nil && (actions.CreateSandbox || len(actions.ContainersToStart)+len(actions.InitContainersToStart)+len(actions.EphemeralContainersToStart) > 0) {
+	// Volumes first: nothing starts without them. Asked at every sync, as
+	// the kubelet does, so that the volume manager knows every pod that
+	// runs (an agent restart adopts the volumes of running pods this way).
+	if d.cfg.Volumes != nil {
 		if err := d.cfg.Volumes.WaitForAttachAndMount(ctx, pod); err != nil {
 			waiting = append(waiting, mountWaiting(pod, actions, err)...)
 			return false, fmt.Errorf("pod %s/%s: %w", pod.Namespace, pod.Name, err)

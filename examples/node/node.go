@@ -30,6 +30,7 @@ import (
 	"github.com/nodekit/nodekit/runtimemetrics"
 	"github.com/nodekit/nodekit/statusmgr"
 	"github.com/nodekit/nodekit/syncloop"
+	"github.com/nodekit/nodekit/volumemgr"
 )
 
 // DefaultRelistPeriod is the PLEG's relist period without an event stream.
@@ -77,6 +78,19 @@ type Config struct {
 	RelistPeriod time.Duration
 	// Events selects whether the PLEG follows the runtime's event stream.
 	Events pleg.EventMode
+	// RootDir, if set, is the agent's root directory (the kubelet's
+	// --root-dir): pods' volumes are mounted under RootDir/pods by a
+	// volumemgr.Manager before their containers start. Empty: no volume
+	// manager; a pod whose containers mount a volume cannot start.
+	RootDir string
+	// ConfigMaps and Secrets answer configMap and secret volumes (and,
+	// with the default Translator, environment variables that name them).
+	// volumemgr.Objects is an in-memory one.
+	ConfigMaps volumemgr.ConfigMapGetter
+	Secrets    volumemgr.SecretGetter
+	// VolumeResyncPeriod: how often content volumes are written again from
+	// their sources; default volumemgr.DefaultResyncPeriod.
+	VolumeResyncPeriod time.Duration
 	// StatusSink, if set, receives the pods' statuses through a
 	// statusmgr.Syncer (kubeapi.StatusWriter writes them to an apiserver).
 	// Nil: they stay in Statuses.
@@ -103,6 +117,8 @@ type Node struct {
 	Statuses *statusmgr.Cache
 	// StatusSync pushes Statuses to Config.StatusSink; nil without one.
 	StatusSync *statusmgr.Syncer
+	// Volumes mounts pods' volumes; nil without Config.RootDir.
+	Volumes *volumemgr.Manager
 
 	events       *pleg.Subscription
 	statusEvents *pleg.Subscription
@@ -167,7 +183,14 @@ func New(cfg Config) (*Node, error) {
 		if mem.IsZero() {
 			mem = nd.Status.Allocatable.Memory()
 		}
-		cfg.Translator, err = crispec.New(crispec.Config{MemoryCapacity: mem.Value(), PodLogsRoot: cfg.PodLogsRoot})
+		tc := crispec.Config{MemoryCapacity: mem.Value(), PodLogsRoot: cfg.PodLogsRoot, NodeAllocatable: nd.Status.Allocatable}
+		if cfg.ConfigMaps != nil {
+			tc.ConfigMaps = cfg.ConfigMaps
+		}
+		if cfg.Secrets != nil {
+			tc.Secrets = cfg.Secrets
+		}
+		cfg.Translator, err = crispec.New(tc)
 		if err != nil {
 			return nil, err
 		}
@@ -201,11 +224,26 @@ func New(cfg Config) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
-	n.Driver, err = syncloop.NewDriver(syncloop.DriverConfig{
+	dc := syncloop.DriverConfig{
 		Probes:  n.Probes,
 		Runtime: cfg.Runtime, Translator: cfg.Translator, BackOff: backOff, CgroupParent: cfg.CgroupParent,
 		HostIPs: cfg.HostIPs, Registerer: cfg.Registerer, Clock: cfg.Clock, Logger: cfg.Logger.Named("driver"),
-	})
+	}
+	if cfg.RootDir != "" {
+		nd, err := cfg.Node()
+		if err != nil {
+			return nil, err
+		}
+		n.Volumes, err = volumemgr.NewManager(volumemgr.ManagerConfig{Root: cfg.RootDir,
+			ConfigMaps: cfg.ConfigMaps, Secrets: cfg.Secrets, NodeAllocatable: nd.Status.Allocatable,
+			PodKnown: n.podKnown, SourcesReady: cfg.SourcesReady, ResyncPeriod: cfg.VolumeResyncPeriod,
+			Registerer: cfg.Registerer, Clock: cfg.Clock, Logger: cfg.Logger.Named("volumes")})
+		if err != nil {
+			return nil, err
+		}
+		dc.Volumes = n.Volumes
+	}
+	n.Driver, err = syncloop.NewDriver(dc)
 	if err != nil {
 		return nil, err
 	}
@@ -237,7 +275,7 @@ func New(cfg Config) (*Node, error) {
 	n.events = p.Watch()
 	n.Loop, err = syncloop.NewLoop(syncloop.LoopConfig{
 		Updates: cfg.Updates, Events: n.events.Events(), Workers: n.Workers, Runtime: cfg.Runtime, Admission: n.Admission, Status: n.Statuses,
-		SourcesReady: cfg.SourcesReady, Housekeepers: []syncloop.Housekeeper{n.Driver, statusHousekeeper{n}},
+		SourcesReady: cfg.SourcesReady, Housekeepers: n.housekeepers(),
 		Clock: cfg.Clock, Logger: cfg.Logger.Named("loop"),
 	})
 	if err != nil {
@@ -261,7 +299,7 @@ func (n *Node) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
-	errs := make(chan error, 8)
+	errs := make(chan error, 9)
 	run := func(name string, f func(context.Context) error) {
 		wg.Go(func() {
 			if err := f(ctx); err != nil && !errors.Is(err, context.Canceled) {
@@ -278,6 +316,9 @@ func (n *Node) Run(ctx context.Context) error {
 	run("status", n.statuses)
 	if n.StatusSync != nil {
 		run("status-sync", n.StatusSync.Run)
+	}
+	if n.Volumes != nil {
+		run("volumes", n.Volumes.Run)
 	}
 	wg.Wait()
 	n.events.Close()
@@ -373,6 +414,24 @@ func (n *Node) generate(uid types.UID) {
 	if _, _, err := set(pod, statusmgr.Generate(in)); err != nil {
 		n.log.Warn("pod status refused", zap.Error(err))
 	}
+}
+
+// housekeepers are what the loop runs at every housekeeping round.
+func (n *Node) housekeepers() []syncloop.Housekeeper {
+	hk := []syncloop.Housekeeper{n.Driver, statusHousekeeper{n}}
+	if n.Volumes != nil {
+		hk = append(hk, n.Volumes)
+	}
+	return hk
+}
+
+// podKnown says a pod is wanted by a source or handled by a worker.
+func (n *Node) podKnown(uid types.UID) bool {
+	if _, ok := n.Loop.Pod(uid); ok {
+		return true
+	}
+	_, ok := n.Workers.State(uid)
+	return ok
 }
 
 // statusHousekeeper drops, at each housekeeping round, the statuses of
