@@ -807,3 +807,26 @@ func (mm *managerMetrics) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(mm.desc, prometheus.GaugeValue, float64(n), k.plugin, k.state)
 	}
 }
+
+// VolumeRefs lists the volumes set up, for Stats (StatsConfig.Volumes).
+func (m *Manager) VolumeRefs() []VolumeRef {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []VolumeRef
+	for uid, p := range m.pods {
+		for name, v := range p.vols {
+			if !v.mounted || strings.HasSuffix(name, oldSuffix) {
+				continue
+			}
+			ref := VolumeRef{PodUID: uid, Volume: name, Plugin: v.plugin, Path: v.path, OwnFS: v.ownFS}
+			if p.pod != nil {
+				ref.Namespace, ref.Pod = p.pod.Namespace, p.pod.Name
+			}
+			out = append(out, ref)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool {
+		return out[i].PodUID < out[j].PodUID || out[i].PodUID == out[j].PodUID && out[i].Volume < out[j].Volume
+	})
+	return out
+}

@@ -148,6 +148,29 @@ func TestManagerMountsAndUnmounts(t *testing.T) {
 		}
 	}
 
+	// The volumes set up are what Stats measures; the tmpfs ones are
+	// filesystems of their own.
+	refs := m.VolumeRefs()
+	if len(refs) != 5 {
+		t.Fatalf("VolumeRefs: %+v", refs)
+	}
+	stats, err := NewStats(StatsConfig{Volumes: m.VolumeRefs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := stats.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	got := stats.PodVolumeStats(pod.UID)
+	if c := got["cache"]; c.CapacityBytes != 8<<20 || got["config"].UsedBytes <= 0 || len(got) != 5 {
+		t.Errorf("stats: %+v", got)
+	}
+	for _, r := range refs {
+		if r.OwnFS != (r.Volume == "cache" || r.Volume == "creds" || r.Volume == "info") || r.Namespace != "ns" || r.Pod != pod.Name {
+			t.Errorf("ref %+v", r)
+		}
+	}
+
 	// A configMap update reaches the volume at the next resync.
 	if err := e.objects.SetConfigMap(&v1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "ns"}, Data: map[string]string{"app.conf": "v2"}}); err != nil {
 		t.Fatal(err)

@@ -91,6 +91,9 @@ type Config struct {
 	// VolumeResyncPeriod: how often content volumes are written again from
 	// their sources; default volumemgr.DefaultResyncPeriod.
 	VolumeResyncPeriod time.Duration
+	// VolumeStatsPeriod: how often the volumes' usage is measured (the
+	// kubelet's volumeStatsAggPeriod); default volumemgr.DefaultStatsPeriod.
+	VolumeStatsPeriod time.Duration
 	// StatusSink, if set, receives the pods' statuses through a
 	// statusmgr.Syncer (kubeapi.StatusWriter writes them to an apiserver).
 	// Nil: they stay in Statuses.
@@ -117,8 +120,10 @@ type Node struct {
 	Statuses *statusmgr.Cache
 	// StatusSync pushes Statuses to Config.StatusSink; nil without one.
 	StatusSync *statusmgr.Syncer
-	// Volumes mounts pods' volumes; nil without Config.RootDir.
-	Volumes *volumemgr.Manager
+	// Volumes mounts pods' volumes and VolumeStats measures them; nil
+	// without Config.RootDir.
+	Volumes     *volumemgr.Manager
+	VolumeStats *volumemgr.Stats
 
 	events       *pleg.Subscription
 	statusEvents *pleg.Subscription
@@ -242,6 +247,11 @@ func New(cfg Config) (*Node, error) {
 			return nil, err
 		}
 		dc.Volumes = n.Volumes
+		n.VolumeStats, err = volumemgr.NewStats(volumemgr.StatsConfig{Volumes: n.Volumes.VolumeRefs, Period: cfg.VolumeStatsPeriod,
+			Registerer: cfg.Registerer, Clock: cfg.Clock, Logger: cfg.Logger.Named("volume-stats")})
+		if err != nil {
+			return nil, err
+		}
 	}
 	n.Driver, err = syncloop.NewDriver(dc)
 	if err != nil {
@@ -299,7 +309,7 @@ func (n *Node) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
-	errs := make(chan error, 9)
+	errs := make(chan error, 10)
 	run := func(name string, f func(context.Context) error) {
 		wg.Go(func() {
 			if err := f(ctx); err != nil && !errors.Is(err, context.Canceled) {
@@ -319,6 +329,7 @@ func (n *Node) Run(ctx context.Context) error {
 	}
 	if n.Volumes != nil {
 		run("volumes", n.Volumes.Run)
+		run("volume-stats", n.VolumeStats.Run)
 	}
 	wg.Wait()
 	n.events.Close()

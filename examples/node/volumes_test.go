@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -90,8 +91,10 @@ func TestVolumesOnContainerd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	reg := prometheus.NewRegistry()
 	withVolumes := func(c *node.Config) {
-		c.RootDir, c.ConfigMaps, c.Secrets, c.VolumeResyncPeriod = root, objects, objects, time.Second
+		c.RootDir, c.ConfigMaps, c.Secrets, c.VolumeResyncPeriod, c.VolumeStatsPeriod = root, objects, objects, time.Second, time.Second
+		c.Registerer = reg
 	}
 	pod := hostPod("vols",
 		v1.Container{Name: "writer", Command: []string{"sh", "-c", "echo hello > /shared/msg; trap 'exit 0' TERM; while true; do sleep 0.1; done"},
@@ -124,10 +127,35 @@ func TestVolumesOnContainerd(t *testing.T) {
 		return err == nil && out == "v2"
 	})
 
+	// The volumes' usage is measured and exported with the kubelet's
+	// metric names, for emptyDirs too.
+	waitFor(t, 20*time.Second, "kubelet_volume_stats_used_bytes of the emptyDir", func() bool {
+		mfs, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, mf := range mfs {
+			if mf.GetName() != "kubelet_volume_stats_used_bytes" {
+				continue
+			}
+			for _, m := range mf.GetMetric() {
+				labels := map[string]string{}
+				for _, l := range m.GetLabel() {
+					labels[l.GetName()] = l.GetValue()
+				}
+				if labels["volume"] == "shared" && labels["pod"] == "vols" && labels["namespace"] == "e2e" && m.GetGauge().GetValue() > 0 {
+					return true
+				}
+			}
+		}
+		return false
+	})
+
 	// The agent restarts: nothing is unmounted, no container replaced.
 	shared := filepath.Join(root, "pods", string(pod.UID), "volumes", "kubernetes.io~empty-dir", "shared")
 	before := e.containers(t, pod.UID)
 	first.stop()
+	reg = prometheus.NewRegistry()
 	second := e.start(t, withVolumes)
 	second.send(core.OpAdd, pod)
 	waitFor(t, 30*time.Second, "the adopted pod's volumes", func() bool {
