@@ -21,7 +21,9 @@ func ExampleManager() {
 	defer os.RemoveAll(root)
 	objects, _ := volumemgr.NewObjects(volumemgr.ObjectsConfig{ConfigMaps: []*v1.ConfigMap{
 		{ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "default"}, Data: map[string]string{"index.html": "hello"}}}})
-	m, err := volumemgr.NewManager(volumemgr.ManagerConfig{Root: root, ConfigMaps: objects})
+	// NoSharedRoot: this example mounts nothing (a real agent lets Run
+	// make its root a shared mount, as the kubelet does).
+	m, err := volumemgr.NewManager(volumemgr.ManagerConfig{Root: root, ConfigMaps: objects, NoSharedRoot: true})
 	if err != nil {
 		fmt.Println(err)
 		return

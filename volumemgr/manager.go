@@ -78,6 +78,10 @@ type ManagerConfig struct {
 	// RetryInitial and RetryMax: defaults DefaultRetryInitial and
 	// DefaultRetryMax.
 	RetryInitial, RetryMax time.Duration
+	// NoSharedRoot leaves Root as it is: Run does not make it a shared
+	// mount (containers asking for mount propagation from emptyDir volumes
+	// then fail to start). For agents without the right to mount.
+	NoSharedRoot bool
 	// Registerer receives volume_manager_total_volumes and the orphan
 	// cleanup metrics. Nil: none.
 	Registerer prometheus.Registerer
@@ -408,9 +412,19 @@ func (m *Manager) notifyLocked() {
 	m.changed = make(chan struct{})
 }
 
-// Run rebuilds the actual state from disk, then reconciles whenever woken
-// and every ReconcilePeriod until ctx ends.
+// Run prepares the root directory (Root/pods, and Root a shared mount, as
+// the kubelet makes its root directory, so that mountPropagation works),
+// rebuilds the actual state from disk, then reconciles whenever woken and
+// every ReconcilePeriod until ctx ends.
 func (m *Manager) Run(ctx context.Context) error {
+	if err := os.MkdirAll(m.layout.PodsDir(), 0o750); err != nil {
+		return fmt.Errorf("volumemgr: %w", err)
+	}
+	if !m.cfg.NoSharedRoot {
+		if err := MakeRShared(m.cfg.Root); err != nil {
+			return fmt.Errorf("volumemgr: root directory: %w", err)
+		}
+	}
 	if err := m.Rebuild(); err != nil {
 		m.log.Warn("volumes on disk could not all be read", zap.Error(err))
 	}

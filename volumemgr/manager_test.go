@@ -186,7 +186,7 @@ func TestManagerMountsAndUnmounts(t *testing.T) {
 	if err := m.WaitForUnmount(ctx, pod); err != nil {
 		t.Fatal(err)
 	}
-	if mps := mountPointsUnder(t, e.root); len(mps) != 0 {
+	if mps := mountPointsUnder(t, e.root+"/pods"); len(mps) != 0 {
 		t.Errorf("still mounted after WaitForUnmount: %v", mps)
 	}
 	for name, path := range want {
@@ -301,5 +301,25 @@ func TestManagerRestartAdopts(t *testing.T) {
 	}
 	if !isMounted(t, cache) {
 		t.Error("the running pod's tmpfs was unmounted")
+	}
+}
+
+// Run makes the root a shared mount, as the kubelet does, so that mounts
+// under it can propagate into containers; a second time changes nothing.
+func TestMakeRShared(t *testing.T) {
+	e := newMgrEnv(t)
+	if shared, err := onSharedMount(e.root); err != nil || shared {
+		t.Skipf("the temporary directory is on a shared mount already (%v %v)", shared, err)
+	}
+	for range 2 {
+		if err := MakeRShared(e.root); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if shared, err := onSharedMount(e.root); err != nil || !shared {
+		t.Fatalf("after MakeRShared: shared=%v %v", shared, err)
+	}
+	if n := len(mountPointsUnder(t, e.root)); n != 1 {
+		t.Errorf("%d mounts at the root, want 1", n)
 	}
 }

@@ -100,11 +100,16 @@ func TestVolumesOnContainerd(t *testing.T) {
 		v1.Container{Name: "writer", Command: []string{"sh", "-c", "echo hello > /shared/msg; trap 'exit 0' TERM; while true; do sleep 0.1; done"},
 			VolumeMounts: []v1.VolumeMount{{Name: "shared", MountPath: "/shared"}}},
 		v1.Container{Name: "reader", Command: []string{"sh", "-c", "trap 'exit 0' TERM; while true; do sleep 0.1; done"},
-			VolumeMounts: []v1.VolumeMount{{Name: "shared", MountPath: "/shared", ReadOnly: true}, {Name: "config", MountPath: "/config"}}},
+			VolumeMounts: []v1.VolumeMount{{Name: "shared", MountPath: "/shared", ReadOnly: true}, {Name: "config", MountPath: "/config"},
+				{Name: "host", MountPath: "/host", MountPropagation: ptr.To(v1.MountPropagationHostToContainer)}}},
 	)
+	// A host directory under the agent's root, which the volume manager
+	// makes a shared mount: mounts made there later reach the container.
+	hostDir := filepath.Join(root, "host-share")
 	pod.Spec.Volumes = []v1.Volume{
 		{Name: "shared", VolumeSource: v1.VolumeSource{EmptyDir: &v1.EmptyDirVolumeSource{Medium: v1.StorageMediumMemory, SizeLimit: ptr.To(resource.MustParse("4Mi"))}}},
 		{Name: "config", VolumeSource: v1.VolumeSource{ConfigMap: &v1.ConfigMapVolumeSource{LocalObjectReference: v1.LocalObjectReference{Name: "app"}}}},
+		{Name: "host", VolumeSource: v1.VolumeSource{HostPath: &v1.HostPathVolumeSource{Path: hostDir, Type: ptr.To(v1.HostPathDirectoryOrCreate)}}},
 	}
 	first := e.start(t, withVolumes)
 	first.send(core.OpAdd, pod)
@@ -125,6 +130,24 @@ func TestVolumesOnContainerd(t *testing.T) {
 	waitFor(t, 30*time.Second, "the configMap update inside the container", func() bool {
 		out, err := e.exec(t, pod.UID, "reader", "cat", "/config/app.conf")
 		return err == nil && out == "v2"
+	})
+
+	// mountPropagation HostToContainer: a tmpfs mounted on the host after
+	// the container started shows inside it.
+	late := filepath.Join(hostDir, "late")
+	if err := os.MkdirAll(late, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Mount("tmpfs", late, "tmpfs", 0, "size=1m"); err != nil {
+		t.Fatal(err)
+	}
+	defer syscall.Unmount(late, syscall.MNT_DETACH)
+	if err := os.WriteFile(filepath.Join(late, "news"), []byte("propagated"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "the host's new mount inside the container", func() bool {
+		out, err := e.exec(t, pod.UID, "reader", "cat", "/host/late/news")
+		return err == nil && out == "propagated"
 	})
 
 	// The volumes' usage is measured and exported with the kubelet's
