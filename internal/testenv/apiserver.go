@@ -529,6 +529,7 @@ func (a *APIServer) startAPIServerProcess(ctx context.Context) error {
 		"--service-cluster-ip-range="+ServiceClusterIPRange,
 		"--allow-privileged=true",
 		"--profiling=false",
+		"--enable-admission-plugins=NodeRestriction",
 	)
 	if err != nil {
 		return err
