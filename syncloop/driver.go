@@ -80,6 +80,10 @@ type DriverConfig struct {
 	// are unmounted before its worker is done. Nil: pods run without
 	// volumes (a container that mounts one cannot be created).
 	Volumes Volumes
+	// Cgroups, when set, makes each pod's cgroup before its sandbox is
+	// created and gives the sandbox its cgroup parent (cpumanager's
+	// CgroupManager); CgroupParent is then ignored.
+	Cgroups PodCgroups
 	// Registerer receives the driver's metrics (kubelet_started_pods_total,
 	// kubelet_started_containers_total and their error counts). Nil: none.
 	Registerer prometheus.Registerer
@@ -278,7 +282,16 @@ func (d *Driver) SyncPod(ctx context.Context, pod *v1.Pod, status *core.PodStatu
 			}
 		}
 	}
-	sbCfg, err := d.cfg.Translator.SandboxConfig(pod, attempt, crispec.SandboxOptions{CgroupParent: d.cfg.CgroupParent})
+	parent := d.cfg.CgroupParent
+	if c := d.cfg.Cgroups; c != nil {
+		parent = c.CgroupParent(pod)
+		if actions.CreateSandbox {
+			if err := c.EnsurePod(ctx, pod); err != nil {
+				return false, fmt.Errorf("pod %s/%s: cgroup: %w", pod.Namespace, pod.Name, err)
+			}
+		}
+	}
+	sbCfg, err := d.cfg.Translator.SandboxConfig(pod, attempt, crispec.SandboxOptions{CgroupParent: parent})
 	if err != nil {
 		return false, err
 	}

@@ -59,3 +59,13 @@ func mountWaiting(pod *v1.Pod, actions PodActions, err error) []WaitingContainer
 	}
 	return out
 }
+
+// PodCgroups is what the Driver asks of a pod cgroup manager
+// (cpumanager's CgroupManager has these methods).
+type PodCgroups interface {
+	// EnsurePod creates or updates the pod's cgroup with the limits its
+	// spec asks for. The driver calls it before it creates a sandbox.
+	EnsurePod(ctx context.Context, pod *v1.Pod) error
+	// CgroupParent is the cgroup the pod's sandbox runs in.
+	CgroupParent(pod *v1.Pod) string
+}

@@ -9,8 +9,10 @@ import (
 
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/nodekit/nodekit/crispec"
+	"github.com/nodekit/nodekit/runtimetest"
 )
 
 // fakeVolumes mounts after failing while mountErr is set, and records
@@ -135,5 +137,58 @@ func TestDriverMountsVolumesFirst(t *testing.T) {
 	}
 	if len(vols.unmounted) != 1 || vols.unmounted[0] != "web" {
 		t.Fatalf("unmounted: %v", vols.unmounted)
+	}
+}
+
+// fakeCgroups records the pods whose cgroup was made.
+type fakeCgroups struct{ ensured []string }
+
+func (f *fakeCgroups) EnsurePod(_ context.Context, pod *v1.Pod) error {
+	f.ensured = append(f.ensured, pod.Name)
+	return nil
+}
+
+func (f *fakeCgroups) CgroupParent(pod *v1.Pod) string { return "/kubepods/besteffort/pod" + string(pod.UID) }
+
+// parentRecorder is a runtime that remembers the cgroup parent of every
+// sandbox it runs.
+type parentRecorder struct {
+	DriverRuntime
+	parents []string
+}
+
+func (p *parentRecorder) RunPodSandbox(ctx context.Context, cfg *runtimeapi.PodSandboxConfig, handler string) (string, error) {
+	p.parents = append(p.parents, cfg.GetLinux().GetCgroupParent())
+	return p.DriverRuntime.RunPodSandbox(ctx, cfg, handler)
+}
+
+// With a pod cgroup manager the driver makes the pod's cgroup once, before
+// the sandbox, and runs the sandbox in it.
+func TestDriverPodCgroups(t *testing.T) {
+	rt := &parentRecorder{DriverRuntime: simRuntime(t)}
+	tr, err := crispec.New(crispec.Config{PodLogsRoot: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cg := &fakeCgroups{}
+	d, err := NewDriver(DriverConfig{Runtime: rt, Translator: tr, Cgroups: cg, CgroupParent: "/ignored"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pod := &v1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "ns", UID: "uid-web"},
+		Spec: v1.PodSpec{Containers: []v1.Container{{Name: "app", Image: testImage}}}}
+	ctx := context.Background()
+	if _, err := d.SyncPod(ctx, pod, nil); err != nil {
+		t.Fatal(err)
+	}
+	st, err := runtimetest.PodStatus(ctx, rt.DriverRuntime.(*runtimetest.Runtime), pod.UID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.SyncPod(ctx, pod, st); err != nil {
+		t.Fatal(err)
+	}
+	if len(cg.ensured) != 1 || len(rt.parents) != 1 || rt.parents[0] != "/kubepods/besteffort/poduid-web" {
+		t.Fatalf("ensured %v, sandbox parents %v", cg.ensured, rt.parents)
 	}
 }
