@@ -51,6 +51,12 @@ type Housekeeper interface {
 	Housekeep(ctx context.Context) error
 }
 
+// HousekeeperFunc is a Housekeeper made of a function.
+type HousekeeperFunc func(ctx context.Context) error
+
+// Housekeep calls f.
+func (f HousekeeperFunc) Housekeep(ctx context.Context) error { return f(ctx) }
+
 // DefaultHousekeepingInterval is how often the loop looks for pods to
 // clean up, as the kubelet's housekeeping period.
 const DefaultHousekeepingInterval = 2 * time.Second

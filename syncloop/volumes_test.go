@@ -148,7 +148,9 @@ func (f *fakeCgroups) EnsurePod(_ context.Context, pod *v1.Pod) error {
 	return nil
 }
 
-func (f *fakeCgroups) CgroupParent(pod *v1.Pod) string { return "/kubepods/besteffort/pod" + string(pod.UID) }
+func (f *fakeCgroups) CgroupParent(pod *v1.Pod) string {
+	return "/kubepods/besteffort/pod" + string(pod.UID)
+}
 
 // parentRecorder is a runtime that remembers the cgroup parent of every
 // sandbox it runs.

@@ -14,6 +14,8 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -25,7 +27,9 @@ import (
 	"k8s.io/utils/clock"
 
 	"github.com/nodekit/nodekit/core"
+	"github.com/nodekit/nodekit/cpumanager"
 	"github.com/nodekit/nodekit/crispec"
+	"github.com/nodekit/nodekit/eviction"
 	"github.com/nodekit/nodekit/pleg"
 	"github.com/nodekit/nodekit/runtimemetrics"
 	"github.com/nodekit/nodekit/statusmgr"
@@ -94,6 +98,23 @@ type Config struct {
 	// VolumeStatsPeriod: how often the volumes' usage is measured (the
 	// kubelet's volumeStatsAggPeriod); default volumemgr.DefaultStatsPeriod.
 	VolumeStatsPeriod time.Duration
+	// PodCgroups, if set, keeps the QoS cgroup hierarchy and the pod
+	// cgroups (the kubelet's cgroupsPerQOS): each pod's sandbox runs in
+	// its pod cgroup, the QoS cgroups follow the active pods, and cgroups
+	// of pods gone are removed. CgroupParent is then ignored.
+	PodCgroups *cpumanager.CgroupManager
+	// Eviction, if set with an EvictionObserver, runs node-pressure
+	// eviction: pods are evicted through their workers (status Failed,
+	// reason Evicted), new pods are refused under pressure.
+	Eviction         *eviction.Policy
+	EvictionObserver eviction.Observer
+	// EvictionWake wakes the eviction manager at once (a memory threshold
+	// notifier).
+	EvictionWake <-chan struct{}
+	// EvictionInterval: default eviction.DefaultMonitoringInterval.
+	EvictionInterval time.Duration
+	// Recorder records events (evictions, ...). Nil: none.
+	Recorder eviction.Recorder
 	// StatusSink, if set, receives the pods' statuses through a
 	// statusmgr.Syncer (kubeapi.StatusWriter writes them to an apiserver).
 	// Nil: they stay in Statuses.
@@ -120,10 +141,17 @@ type Node struct {
 	Statuses *statusmgr.Cache
 	// StatusSync pushes Statuses to Config.StatusSink; nil without one.
 	StatusSync *statusmgr.Syncer
+	// Evictions is the eviction manager; nil without Config.Eviction.
+	Evictions *eviction.Manager
 	// Volumes mounts pods' volumes and VolumeStats measures them; nil
 	// without Config.RootDir.
 	Volumes     *volumemgr.Manager
 	VolumeStats *volumemgr.Stats
+
+	cgroups   *cpumanager.CgroupManager
+	qosPods   string // the active pods UpdateQOS last saw
+	evictedMu sync.Mutex
+	evicted   map[types.UID]*statusmgr.Eviction
 
 	events       *pleg.Subscription
 	statusEvents *pleg.Subscription
@@ -205,7 +233,7 @@ func New(cfg Config) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
-	n := &Node{PLEG: p}
+	n := &Node{PLEG: p, evicted: map[types.UID]*statusmgr.Eviction{}}
 	nodeIP := ""
 	if len(cfg.HostIPs) > 0 {
 		nodeIP = cfg.HostIPs[0]
@@ -253,6 +281,10 @@ func New(cfg Config) (*Node, error) {
 			return nil, err
 		}
 	}
+	if cfg.PodCgroups != nil {
+		dc.Cgroups = cfg.PodCgroups
+		n.cgroups = cfg.PodCgroups
+	}
 	n.Driver, err = syncloop.NewDriver(dc)
 	if err != nil {
 		return nil, err
@@ -270,6 +302,21 @@ func New(cfg Config) (*Node, error) {
 		Registerer: cfg.Registerer, Logger: cfg.Logger.Named("admission")})
 	if err != nil {
 		return nil, err
+	}
+	if cfg.Eviction != nil && cfg.EvictionObserver != nil {
+		n.Evictions, err = eviction.NewManager(eviction.ManagerConfig{Policy: cfg.Eviction, Observer: cfg.EvictionObserver,
+			Evictor: evictor{n}, Recorder: cfg.Recorder, Wake: cfg.EvictionWake, MonitoringInterval: cfg.EvictionInterval,
+			Registerer: cfg.Registerer, Clock: cfg.Clock, Logger: cfg.Logger.Named("eviction")})
+		if err != nil {
+			return nil, err
+		}
+		adm, err := eviction.NewAdmitter(eviction.AdmitterConfig{Conditions: n.Evictions.Conditions})
+		if err != nil {
+			return nil, err
+		}
+		n.Admission.AddHandler(syncloop.AdmitFunc(func(a syncloop.AdmitAttributes) syncloop.AdmitResult {
+			return syncloop.AdmitResult(adm.Admit(eviction.AdmitAttributes(a)))
+		}))
 	}
 	n.Statuses, err = statusmgr.NewCache(statusmgr.CacheConfig{Clock: cfg.Clock, Logger: cfg.Logger.Named("status")})
 	if err != nil {
@@ -309,7 +356,7 @@ func (n *Node) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
-	errs := make(chan error, 10)
+	errs := make(chan error, 12)
 	run := func(name string, f func(context.Context) error) {
 		wg.Go(func() {
 			if err := f(ctx); err != nil && !errors.Is(err, context.Canceled) {
@@ -317,6 +364,11 @@ func (n *Node) Run(ctx context.Context) error {
 				cancel()
 			}
 		})
+	}
+	if n.cgroups != nil {
+		if err := n.cgroups.EnsureHierarchy(ctx); err != nil {
+			return fmt.Errorf("node: cgroups: %w", err)
+		}
 	}
 	run("pleg", n.PLEG.Run)
 	run("probes", n.Probes.Run)
@@ -326,6 +378,9 @@ func (n *Node) Run(ctx context.Context) error {
 	run("status", n.statuses)
 	if n.StatusSync != nil {
 		run("status-sync", n.StatusSync.Run)
+	}
+	if n.Evictions != nil {
+		run("eviction", n.Evictions.Run)
 	}
 	if n.Volumes != nil {
 		run("volumes", n.Volumes.Run)
@@ -412,6 +467,9 @@ func (n *Node) generate(uid types.UID) {
 	rt, _ := n.PLEG.Cache().Get(uid)
 	in := statusmgr.Input{Pod: pod, Runtime: rt, Probes: n.Probes, HostIPs: n.hostIPs, Now: n.clock.Now(),
 		Terminal: state == syncloop.Terminated, Finished: state == syncloop.Terminated}
+	n.evictedMu.Lock()
+	in.Evict = n.evicted[uid]
+	n.evictedMu.Unlock()
 	if prev, _, ok := n.Statuses.Get(uid); ok {
 		in.Previous = &prev
 	}
@@ -430,10 +488,70 @@ func (n *Node) generate(uid types.UID) {
 // housekeepers are what the loop runs at every housekeeping round.
 func (n *Node) housekeepers() []syncloop.Housekeeper {
 	hk := []syncloop.Housekeeper{n.Driver, statusHousekeeper{n}}
+	if n.cgroups != nil {
+		hk = append(hk, syncloop.HousekeeperFunc(n.housekeepCgroups))
+	}
 	if n.Volumes != nil {
 		hk = append(hk, n.Volumes)
 	}
 	return hk
+}
+
+// housekeepCgroups updates the QoS cgroups when the active pods changed
+// and removes the cgroups of pods that no longer run, as the kubelet's
+// housekeeping does.
+func (n *Node) housekeepCgroups(ctx context.Context) error {
+	active := n.Loop.ActivePods()
+	ids := make([]string, 0, len(active))
+	for _, p := range active {
+		ids = append(ids, string(p.UID))
+	}
+	slices.Sort(ids)
+	key := strings.Join(ids, ",")
+	var errs []error
+	if key != n.qosPods {
+		if err := n.cgroups.UpdateQOS(ctx, active); err != nil {
+			errs = append(errs, err)
+		} else {
+			n.qosPods = key
+		}
+	}
+	running := func(uid types.UID) bool {
+		s, ok := n.Workers.State(uid)
+		return ok && s != syncloop.Terminated
+	}
+	if _, err := n.cgroups.CleanupOrphans(ctx, running); err != nil {
+		errs = append(errs, err)
+	}
+	n.evictedMu.Lock()
+	for uid := range n.evicted {
+		if !n.podKnown(uid) {
+			delete(n.evicted, uid)
+		}
+	}
+	n.evictedMu.Unlock()
+	return errors.Join(errs...)
+}
+
+// evictor carries out the eviction manager's decisions through the pod
+// workers.
+type evictor struct{ n *Node }
+
+// EvictPod kills the pod with the eviction's grace period; its status
+// becomes Failed with the eviction's reason and message.
+func (e evictor) EvictPod(_ context.Context, ev eviction.Eviction) error {
+	e.n.evictedMu.Lock()
+	e.n.evicted[ev.Pod.UID] = &statusmgr.Eviction{Reason: ev.Reason, Message: ev.Message, DisruptionTarget: ev.Condition != nil}
+	e.n.evictedMu.Unlock()
+	grace := ev.GracePeriodSeconds
+	e.n.Workers.Update(syncloop.Update{Type: syncloop.UpdateKill, Pod: ev.Pod, KillGracePeriod: &grace})
+	return nil
+}
+
+// PodCleanedUp: the evicted pod's worker is done with it.
+func (e evictor) PodCleanedUp(uid types.UID) bool {
+	s, ok := e.n.Workers.State(uid)
+	return !ok || s == syncloop.Terminated
 }
 
 // podKnown says a pod is wanted by a source or handled by a worker.
