@@ -345,3 +345,23 @@ func (m *Manager) Conditions() []v1.NodeConditionType {
 	}
 	return append([]v1.NodeConditionType(nil), m.last.Conditions...)
 }
+
+// IsUnderMemoryPressure, IsUnderDiskPressure and IsUnderPIDPressure say
+// whether the latest round left the node condition on, as the kubelet's
+// eviction manager reports it for node status.
+func (m *Manager) IsUnderMemoryPressure() bool { return m.hasCondition(v1.NodeMemoryPressure) }
+
+// IsUnderDiskPressure: see IsUnderMemoryPressure.
+func (m *Manager) IsUnderDiskPressure() bool { return m.hasCondition(v1.NodeDiskPressure) }
+
+// IsUnderPIDPressure: see IsUnderMemoryPressure.
+func (m *Manager) IsUnderPIDPressure() bool { return m.hasCondition(v1.NodePIDPressure) }
+
+func (m *Manager) hasCondition(c v1.NodeConditionType) bool {
+	for _, have := range m.Conditions() {
+		if have == c {
+			return true
+		}
+	}
+	return false
+}

@@ -153,7 +153,7 @@ func TestManagerEvicts(t *testing.T) {
 		if got := ev.list(); len(got) != 1 || got[0] != "hog grace=1 Evicted" {
 			t.Fatalf("evicted: %v", got)
 		}
-		if c := m.Conditions(); len(c) != 1 || c[0] != v1.NodeMemoryPressure {
+		if c := m.Conditions(); len(c) != 1 || c[0] != v1.NodeMemoryPressure || !m.IsUnderMemoryPressure() || m.IsUnderDiskPressure() || m.IsUnderPIDPressure() {
 			t.Fatalf("conditions: %v", c)
 		}
 		rec.mu.Lock()
