@@ -306,6 +306,8 @@ func (d *Driver) SyncPod(ctx context.Context, pod *v1.Pod, status *core.PodStatu
 			d.metrics.startedPodsErrors.Inc()
 			return false, err
 		}
+		d.log.Info("pod sandbox started", zap.String("pod", pod.Namespace+"/"+pod.Name), zap.String("sandbox", sandboxID),
+			zap.Uint32("attempt", attempt), zap.String("cgroupParent", parent))
 	}
 	if sandboxID == "" {
 		return false, nil
@@ -419,6 +421,8 @@ func (s *starter) start(ctx context.Context, c *v1.Container, ts ContainerToStar
 	if err := d.cfg.Runtime.StartContainer(ctx, id); err != nil {
 		return fail("RunContainerError", err.Error(), err)
 	}
+	d.log.Info("container started", zap.String("pod", pod.Namespace+"/"+pod.Name), zap.String("container", c.Name),
+		zap.String("kind", kind), zap.String("containerID", id), zap.String("image", c.Image), zap.Int("restartCount", restarts))
 	if c.Lifecycle == nil || c.Lifecycle.PostStart == nil {
 		return nil
 	}

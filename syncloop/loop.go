@@ -220,6 +220,8 @@ func (l *Loop) add(p *v1.Pod) {
 			return
 		}
 	}
+	l.log.Info("pod admitted", zap.String("pod", p.Namespace+"/"+p.Name), zap.String("podUID", string(p.UID)),
+		zap.String("source", p.Annotations[core.AnnotationConfigSource]))
 	l.cfg.Workers.Update(Update{Type: UpdateCreate, Pod: p})
 }
 

@@ -324,6 +324,8 @@ func (w *Workers) terminateLocked(pw *podWorker, override *int64) {
 	switch {
 	case pw.state == Syncing:
 		pw.state, pw.grace = Terminating, grace
+		w.log.Info("pod terminating", zap.String("pod", pw.pod.Namespace+"/"+pw.pod.Name), zap.String("podUID", string(pw.uid)),
+			zap.Int64("gracePeriod", grace))
 	case pw.state == Terminating && grace < pw.grace:
 		pw.grace = grace
 	default:
@@ -543,6 +545,7 @@ func (w *Workers) finish(ctx context.Context, pw *podWorker, pod *v1.Pod) error 
 	pw.state = Terminated
 	w.startWaitingLocked(pod)
 	w.mu.Unlock()
+	w.log.Info("pod terminated", zap.String("pod", pod.Namespace+"/"+pod.Name), zap.String("podUID", string(pod.UID)))
 	return nil
 }
 
