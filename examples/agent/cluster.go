@@ -59,7 +59,11 @@ func newCluster(_ context.Context, a *agent, nc *node.Config) (*cluster, error) 
 		DurationSeconds: a.cfg.NodeLeaseDurationSeconds, Logger: log.Named("lease")}); err != nil {
 		return nil, err
 	}
-	nc.ConfigMaps, nc.Secrets, nc.StatusSink, nc.Recorder = c.objects, c.objects, writer, c.recorder
+	tokens, err := kubeapi.NewTokens(kubeapi.TokensConfig{Client: cs})
+	if err != nil {
+		return nil, err
+	}
+	nc.ConfigMaps, nc.Secrets, nc.Tokens, nc.StatusSink, nc.Recorder = c.objects, c.objects, tokens, writer, c.recorder
 	return c, nil
 }
 

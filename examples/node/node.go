@@ -92,6 +92,9 @@ type Config struct {
 	// volumemgr.Objects is an in-memory one.
 	ConfigMaps volumemgr.ConfigMapGetter
 	Secrets    volumemgr.SecretGetter
+	// Tokens answers the service account tokens of projected volumes
+	// (kubeapi.Tokens in a cluster).
+	Tokens volumemgr.TokenGetter
 	// VolumeResyncPeriod: how often content volumes are written again from
 	// their sources; default volumemgr.DefaultResyncPeriod.
 	VolumeResyncPeriod time.Duration
@@ -268,7 +271,7 @@ func New(cfg Config) (*Node, error) {
 			return nil, err
 		}
 		n.Volumes, err = volumemgr.NewManager(volumemgr.ManagerConfig{Root: cfg.RootDir,
-			ConfigMaps: cfg.ConfigMaps, Secrets: cfg.Secrets, NodeAllocatable: nd.Status.Allocatable,
+			ConfigMaps: cfg.ConfigMaps, Secrets: cfg.Secrets, Tokens: cfg.Tokens, NodeAllocatable: nd.Status.Allocatable,
 			PodKnown: n.podKnown, SourcesReady: cfg.SourcesReady, ResyncPeriod: cfg.VolumeResyncPeriod,
 			Registerer: cfg.Registerer, Clock: cfg.Clock, Logger: cfg.Logger.Named("volumes")})
 		if err != nil {
