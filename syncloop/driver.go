@@ -84,6 +84,10 @@ type DriverConfig struct {
 	// created and gives the sandbox its cgroup parent (cpumanager's
 	// CgroupManager); CgroupParent is then ignored.
 	Cgroups PodCgroups
+	// CPUs, when set, gives each container the CPUs it runs on (the CPU
+	// manager's assignment) at creation: cpuset_cpus, and no CFS quota for
+	// a container pinned to exclusive CPUs, as the kubelet.
+	CPUs CPUAssigner
 	// Registerer receives the driver's metrics (kubelet_started_pods_total,
 	// kubelet_started_containers_total and their error counts). Nil: none.
 	Registerer prometheus.Registerer
@@ -404,6 +408,10 @@ func (s *starter) start(ctx context.Context, c *v1.Container, ts ContainerToStar
 		return fail("CreateContainerConfigError", err.Error(), fmt.Errorf("pod %s/%s container %q: log directory: %w", pod.Namespace, pod.Name, c.Name, err))
 	}
 	opts := crispec.ContainerOptions{RestartCount: restarts, PodIPs: s.podIPs, ImageRef: imageRef}
+	var cpus string
+	if a := d.cfg.CPUs; a != nil {
+		cpus, opts.Resources.ExclusiveCPUs = a.ContainerCPUs(pod, c)
+	}
 	if v := d.cfg.Volumes; v != nil {
 		opts.Volumes = v.PodVolumes(pod)
 		if sp, ok := v.(SubPathPreparer); ok {
@@ -413,6 +421,9 @@ func (s *starter) start(ctx context.Context, c *v1.Container, ts ContainerToStar
 	cfg, err := d.cfg.Translator.ContainerConfig(pod, c, opts)
 	if err != nil {
 		return fail("CreateContainerConfigError", err.Error(), err)
+	}
+	if cpus != "" && cfg.GetLinux().GetResources() != nil {
+		cfg.Linux.Resources.CpusetCpus = cpus
 	}
 	id, err := d.cfg.Runtime.CreateContainer(ctx, s.sandboxID, cfg, s.sbCfg)
 	if err != nil {

@@ -69,3 +69,10 @@ type PodCgroups interface {
 	// CgroupParent is the cgroup the pod's sandbox runs in.
 	CgroupParent(pod *v1.Pod) string
 }
+
+// CPUAssigner is what the Driver asks of a CPU manager: the CPUs a
+// container runs on ("0-3,8"; "" leaves them to the runtime) and whether
+// they are exclusively its own.
+type CPUAssigner interface {
+	ContainerCPUs(pod *v1.Pod, c *v1.Container) (cpus string, exclusive bool)
+}

@@ -3,11 +3,13 @@ package syncloop
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
 
 	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
@@ -192,5 +194,46 @@ func TestDriverPodCgroups(t *testing.T) {
 	}
 	if len(cg.ensured) != 1 || len(rt.parents) != 1 || rt.parents[0] != "/kubepods/besteffort/poduid-web" {
 		t.Fatalf("ensured %v, sandbox parents %v", cg.ensured, rt.parents)
+	}
+}
+
+type fixedCPUs map[string]string
+
+func (f fixedCPUs) ContainerCPUs(_ *v1.Pod, c *v1.Container) (string, bool) {
+	cpus, ok := f[c.Name]
+	return cpus, ok && cpus != "0-1"
+}
+
+// With a CPU manager each container is created on the CPUs it was given;
+// one pinned to exclusive CPUs gets no CFS quota.
+func TestDriverCPUSets(t *testing.T) {
+	rt := simRuntime(t)
+	tr, err := crispec.New(crispec.Config{PodLogsRoot: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := NewDriver(DriverConfig{Runtime: rt, Translator: tr, CPUs: fixedCPUs{"pinned": "1", "shared": "0-1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rl := v1.ResourceList{v1.ResourceCPU: resource.MustParse("1"), v1.ResourceMemory: resource.MustParse("64Mi")}
+	limits := v1.ResourceRequirements{Limits: rl, Requests: rl} // Guaranteed
+	pod := &v1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "ns", UID: "uid-web"},
+		Spec: v1.PodSpec{Containers: []v1.Container{{Name: "pinned", Image: testImage, Resources: limits}, {Name: "shared", Image: testImage, Resources: limits}}}}
+	ctx := context.Background()
+	if _, err := d.SyncPod(ctx, pod, nil); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, cs := range statusOf(t, rt, pod).ContainerStatuses {
+		st, err := rt.ContainerStatus(ctx, cs.GetId(), false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		l := st.GetStatus().GetResources().GetLinux()
+		got[cs.GetMetadata().GetName()] = fmt.Sprintf("%s quota=%d", l.GetCpusetCpus(), l.GetCpuQuota())
+	}
+	if got["pinned"] != "1 quota=-1" || got["shared"] != "0-1 quota=100000" {
+		t.Fatalf("container cpusets: %v", got)
 	}
 }
