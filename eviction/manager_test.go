@@ -256,4 +256,3 @@ func (r *reclaimingGC) DeleteAllUnusedContainers(ctx context.Context) error {
 	r.disk.mu.Unlock()
 	return r.gcCounter.DeleteAllUnusedContainers(ctx)
 }
-
