@@ -98,6 +98,15 @@ type ManagerConfig struct {
 	// crossing a hard memory threshold is acted on within a second instead
 	// of at the next interval.
 	Wake <-chan struct{}
+	// Notifiers watch memory thresholds between rounds: one for
+	// SignalMemoryAvailable on the root cgroup, one for
+	// SignalAllocatableMemoryAvailable on kubepods
+	// (StatsProvider.AllocatableCgroup). The Manager runs them, sets their
+	// thresholds from the policy's hard threshold of their signal after
+	// each measurement (Notifier.UpdateThreshold), and decides a round at
+	// once when one fires: a crossed hard memory threshold is acted on
+	// within a second instead of at the next interval.
+	Notifiers map[Signal]*Notifier
 	// MonitoringInterval: default DefaultMonitoringInterval.
 	MonitoringInterval time.Duration
 	// PodCleanupTimeout: default DefaultPodCleanupTimeout.
@@ -171,6 +180,31 @@ func NewManager(cfg ManagerConfig) (*Manager, error) {
 func (m *Manager) Run(ctx context.Context) error {
 	t := m.cfg.Clock.NewTicker(m.cfg.MonitoringInterval)
 	defer t.Stop()
+	fired := make(chan struct{}, 1)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	for sig, n := range m.cfg.Notifiers {
+		wg.Go(func() {
+			if err := n.Run(ctx); err != nil && ctx.Err() == nil {
+				m.log.Warn("memory threshold notifier stopped; the monitoring interval alone applies", zap.String("signal", string(sig)), zap.Error(err))
+			}
+		})
+		wg.Go(func() {
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-n.C():
+					select {
+					case fired <- struct{}{}:
+					default:
+					}
+				}
+			}
+		})
+	}
 	for {
 		if _, evicted, err := m.Synchronize(ctx); err != nil && ctx.Err() == nil {
 			m.log.Warn("eviction round incomplete", zap.Error(err))
@@ -182,6 +216,30 @@ func (m *Manager) Run(ctx context.Context) error {
 			return ctx.Err()
 		case <-t.C():
 		case <-m.cfg.Wake:
+		case <-fired:
+			m.log.Info("memory threshold crossed: deciding at once")
+		}
+	}
+}
+
+// updateNotifiers sets each notifier's threshold from the policy's hard
+// threshold of its signal and the cgroup's stats just measured.
+func (m *Manager) updateNotifiers(obs Observations) {
+	for sig, n := range m.cfg.Notifiers {
+		stats := obs.Memory
+		if sig == SignalAllocatableMemoryAvailable {
+			stats = obs.AllocatableMemory
+		}
+		if stats.Time.IsZero() {
+			continue
+		}
+		for _, t := range m.cfg.Policy.Thresholds() {
+			if t.Signal != sig || !t.Hard() {
+				continue
+			}
+			if _, err := n.UpdateThreshold(stats, t.Value); err != nil {
+				m.log.Debug("notifier threshold not updated", zap.String("signal", string(sig)), zap.Error(err))
+			}
 		}
 	}
 }
@@ -191,6 +249,7 @@ func (m *Manager) Run(ctx context.Context) error {
 // joined (a partial measurement is still decided on).
 func (m *Manager) Synchronize(ctx context.Context) (Decision, []*v1.Pod, error) {
 	obs, obsErr := m.cfg.Observer.Observe(ctx)
+	m.updateNotifiers(obs)
 	now := m.cfg.Clock.Now()
 	m.mu.Lock()
 	d := Decide(m.state, now, obs, m.cfg.Policy)

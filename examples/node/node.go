@@ -114,6 +114,9 @@ type Config struct {
 	// EvictionWake wakes the eviction manager at once (a memory threshold
 	// notifier).
 	EvictionWake <-chan struct{}
+	// EvictionNotifiers watch memory thresholds between rounds (see
+	// eviction.ManagerConfig.Notifiers).
+	EvictionNotifiers map[eviction.Signal]*eviction.Notifier
 	// EvictionInterval: default eviction.DefaultMonitoringInterval.
 	EvictionInterval time.Duration
 	// Recorder records events (evictions, ...). Nil: none.
@@ -308,7 +311,7 @@ func New(cfg Config) (*Node, error) {
 	}
 	if cfg.Eviction != nil && cfg.EvictionObserver != nil {
 		n.Evictions, err = eviction.NewManager(eviction.ManagerConfig{Policy: cfg.Eviction, Observer: cfg.EvictionObserver,
-			Evictor: evictor{n}, Recorder: cfg.Recorder, Wake: cfg.EvictionWake, MonitoringInterval: cfg.EvictionInterval,
+			Evictor: evictor{n}, Recorder: cfg.Recorder, Wake: cfg.EvictionWake, Notifiers: cfg.EvictionNotifiers, MonitoringInterval: cfg.EvictionInterval,
 			Registerer: cfg.Registerer, Clock: cfg.Clock, Logger: cfg.Logger.Named("eviction")})
 		if err != nil {
 			return nil, err
