@@ -2,9 +2,9 @@ package node_test
 
 import (
 	"crypto/rand"
-	"fmt"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
