@@ -243,8 +243,21 @@ func newAgent(ctx context.Context, o *options, cfg *kubeletconfig.Config, out io
 	if err != nil {
 		return nil, err
 	}
-	if obs := a.evictionObserver(logsDir); obs != nil {
-		nc.Eviction, nc.EvictionObserver = policy, obs
+	if !a.simulated && root {
+		stats, err := eviction.NewStatsProvider(eviction.StatsConfig{ActivePods: a.activePods, Runtime: a.runtime,
+			ImageFs: a.runtime, RootDir: a.rootDir, PodLogsDir: logsDir, CgroupRoot: cgroupRoot(cfg.CgroupRoot), Logger: a.log.Named("stats")})
+		if err != nil {
+			return nil, err
+		}
+		nc.Eviction, nc.EvictionObserver = policy, stats
+		nc.EvictionNotifiers = map[eviction.Signal]*eviction.Notifier{}
+		for sig, cgroup := range map[eviction.Signal]string{eviction.SignalMemoryAvailable: "/", eviction.SignalAllocatableMemoryAvailable: stats.AllocatableCgroup()} {
+			n, err := eviction.NewMemoryNotifier(eviction.NotifierConfig{Cgroup: cgroup, Logger: a.log.Named("memory-notifier")})
+			if err != nil {
+				return nil, err
+			}
+			nc.EvictionNotifiers[sig] = n
+		}
 	}
 
 	if o.kubeconfig != "" {
@@ -417,8 +430,11 @@ func cgroupRoot(r string) string {
 	return r
 }
 
-// evictionObserver measures the node for the eviction manager; nil (no
-// eviction) on the simulated runtime, whose pods use nothing.
-func (a *agent) evictionObserver(logsDir string) eviction.Observer {
-	return nil
+// activePods are the pods the eviction manager may rank: those the node
+// admitted (nil until the node exists).
+func (a *agent) activePods() []*v1.Pod {
+	if a.node == nil {
+		return nil
+	}
+	return a.node.Loop.ActivePods()
 }
