@@ -56,6 +56,17 @@ func newServers(a *agent) (*servers, error) {
 	mux.HandleFunc("/healthz", a.healthz)
 	mux.Handle("/pods", a.node.PodsHandler())
 	mux.Handle("/metrics", promhttp.HandlerFor(a.registry, promhttp.HandlerOpts{}))
+	if ev := a.node.Evictions; ev != nil {
+		// "What would you evict now?": a dry run of node-pressure eviction.
+		mux.HandleFunc("/eviction", func(w http.ResponseWriter, r *http.Request) {
+			d, err := ev.DryRun(r.Context())
+			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+			if err != nil {
+				fmt.Fprintf(w, "measurement incomplete: %v\n", err)
+			}
+			fmt.Fprintln(w, d.String())
+		})
+	}
 
 	if hp := *cfg.HealthzPort; hp > 0 {
 		h := http.NewServeMux()

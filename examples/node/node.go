@@ -311,7 +311,7 @@ func New(cfg Config) (*Node, error) {
 	}
 	if cfg.Eviction != nil && cfg.EvictionObserver != nil {
 		n.Evictions, err = eviction.NewManager(eviction.ManagerConfig{Policy: cfg.Eviction, Observer: cfg.EvictionObserver,
-			Evictor: evictor{n}, Recorder: cfg.Recorder, Wake: cfg.EvictionWake, Notifiers: cfg.EvictionNotifiers, MonitoringInterval: cfg.EvictionInterval,
+			Evictor: evictor{n}, Containers: containerReclaimer{n}, Recorder: cfg.Recorder, Wake: cfg.EvictionWake, Notifiers: cfg.EvictionNotifiers, MonitoringInterval: cfg.EvictionInterval,
 			Registerer: cfg.Registerer, Clock: cfg.Clock, Logger: cfg.Logger.Named("eviction")})
 		if err != nil {
 			return nil, err
@@ -552,6 +552,16 @@ func (e evictor) EvictPod(_ context.Context, ev eviction.Eviction) error {
 	grace := ev.GracePeriodSeconds
 	e.n.Workers.Update(syncloop.Update{Type: syncloop.UpdateKill, Pod: ev.Pod, KillGracePeriod: &grace})
 	return nil
+}
+
+// containerReclaimer is the eviction manager's node-level reclaim of
+// containers: garbage collection that also removes what evicted pods left,
+// as the kubelet's DeleteAllUnusedContainers.
+type containerReclaimer struct{ n *Node }
+
+func (c containerReclaimer) DeleteAllUnusedContainers(ctx context.Context) error {
+	_, err := c.n.GC.GarbageCollect(ctx, c.n.sourcesReady(), true)
+	return err
 }
 
 // PodCleanedUp: the evicted pod's worker is done with it.
