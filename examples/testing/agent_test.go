@@ -97,9 +97,8 @@ func startAgent(t *testing.T) *agent {
 }
 
 // plegStatus is the workers' StatusSource: the PLEG's cache, and, by
-// RelistPod, a fresh status of one pod right after each of its syncs. (In
-// a bubble that status is observed at the instant the sync ended, which
-// is not after it: the worker waits for the next relist. See README.md.)
+// RelistPod, a fresh status of one pod right after each of its syncs (in
+// a bubble, observed at the very instant the sync ended; see README.md).
 type plegStatus struct{ *pleg.PLEG }
 
 func (s plegStatus) GetNewerThan(ctx context.Context, uid types.UID, t time.Time) (*core.PodStatus, error) {

@@ -1,6 +1,7 @@
 package embedtest_test
 
 import (
+	"slices"
 	"strings"
 	"testing"
 	"testing/synctest"
@@ -47,10 +48,10 @@ func decode(t *testing.T, manifest string) *v1.Pod {
 // never run at once.
 //
 // The timeline, in virtual time from the edit: the old container ignores
-// SIGTERM and is killed at exactly 10 s (exit code 137); its worker,
-// which waits for a runtime status observed after its last sync, is done
-// at the PLEG's next relist, 11 s; the new pod starts at that instant,
-// and is Running in its status from the relist after, 12 s.
+// SIGTERM and is killed at exactly 10 s (exit code 137); its worker asks
+// the PLEG for a fresh status of the pod, sees nothing runs and is done at
+// that instant; the new pod starts at once, at 10 s too, and is Running in
+// its status from the next relist, 11 s at the latest.
 //
 // The manifests are decoded and handed to the Merger here, as a
 // FileSource would after reading them: a FileSource watches its directory
@@ -85,7 +86,7 @@ func TestStaticPodEditReplacesPod(t *testing.T) {
 			oldC, newC := a.instances(old.UID, "app"), a.instances(edited.UID, "app")
 			oldRunning := len(oldC) == 1 && oldC[0].GetState() == runtimeapi.ContainerState_CONTAINER_RUNNING
 			newRunning := len(newC) == 1 && newC[0].GetState() == runtimeapi.ContainerState_CONTAINER_RUNNING
-			if so != oldState || sn != newState || oldRunning != oldRuns || newRunning != newRuns || (!newRuns && len(newC) > 0) {
+			if !slices.Contains(strings.Split(oldState, "|"), so) || sn != newState || oldRunning != oldRuns || newRunning != newRuns || (!newRuns && len(newC) > 0) {
 				t.Fatalf("at %v: old pod %v (container running: %v), new pod %v (containers %d, running: %v); want %v (%v), %v (%v)",
 					at, so, oldRunning, sn, len(newC), newRunning, oldState, oldRuns, newState, newRuns)
 			}
@@ -97,12 +98,13 @@ func TestStaticPodEditReplacesPod(t *testing.T) {
 			t.Fatalf("new pod while the old one terminates: phase %s, containers %+v", st.Phase, st.ContainerStatuses)
 		}
 		check(10*time.Second-time.Nanosecond, "terminating", "syncing", true, false)
-		check(10*time.Second, "terminating", "syncing", false, false)
+		// Killed at 10 s, and the new pod started at that same instant
+		// (the old pod may even be forgotten already, if the loop's
+		// housekeeping falls on that instant too).
+		check(10*time.Second, "terminated|gone", "syncing", false, true)
 		if c := a.instances(old.UID, "app")[0]; c.GetExitCode() != 137 || !time.Unix(0, c.GetFinishedAt()).Equal(edit.Add(10*time.Second)) {
 			t.Fatalf("old container: exit code %d at %v, want 137 at 10s", c.GetExitCode(), time.Unix(0, c.GetFinishedAt()).Sub(edit))
 		}
-		check(11*time.Second-time.Nanosecond, "terminating", "syncing", false, false)
-		check(11*time.Second, "terminated", "syncing", false, true)
 
 		st := a.status(old)
 		if term := st.ContainerStatuses[0].State.Terminated; term == nil || term.ExitCode != 137 || term.Reason != "Error" {
