@@ -21,7 +21,9 @@
 //	            the kubelet's runtime operation metrics, as a decorator of
 //	            any core.Runtime.
 //	kubeapi     the one package that talks to an apiserver (client-go):
-//	            the node's pods as a pod source, mirror pods.
+//	            the node's pods as a pod source, mirror pods, pod statuses,
+//	            the Node and its lease, events, ConfigMaps, Secrets and
+//	            tokens for volumes, the server's authn/authz.
 //
 //	staticpod   pod sources: manifests on disk or over HTTP, merged with
 //	            any other source into one stream of pod updates.
@@ -32,10 +34,11 @@
 //	            collects dead containers.
 //	pleg        the pod lifecycle event generator: relists the runtime (or
 //	            follows its event stream) and keeps the pod status cache.
-//	statusmgr   turns runtime state into v1.PodStatus (Generate); the cache
-//	            and the sinks that push it are to come.
+//	statusmgr   turns runtime state into v1.PodStatus (Generate), keeps it
+//	            versioned (Cache) and pushes it to a sink (Syncer).
 //	volumemgr   mounts and unmounts pod volumes, reports their usage.
-//	eviction    node-pressure eviction: signals, thresholds, ranking.
+//	eviction    node-pressure eviction: stats, signals, thresholds, the
+//	            kubelet's ranking, a driver that explains its decisions.
 //	cpumanager  pod cgroups, the QoS hierarchy and exclusive CPUs.
 //	examples    working node agents that wire everything together.
 //
