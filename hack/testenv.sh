@@ -16,7 +16,14 @@
 #     (about 6 minutes on 2 cores, once).
 # Idempotent: installs or builds only what is missing.
 #
-# Usage: hack/testenv.sh install
+# install-kubelet builds the kubelet of the same release from the same tools
+# module into $NODEKIT_KUBELET_BIN, by default
+# ${NODEKIT_CACHE:-$HOME/.cache/nodekit}/kubelet-v1.37.2/bin: the comparison
+# of the node benchmarks (hack/bench.sh). No test needs it, so install
+# leaves it out and CI does not pay for it (about 10 minutes on 2 cores,
+# once).
+#
+# Usage: hack/testenv.sh install | install-kubelet
 set -euo pipefail
 
 CONTAINERD2_VERSION=v2.4.2
@@ -34,6 +41,7 @@ CRICTL_BIN="$CACHE/crictl-$CRICTL_VERSION/bin"
 KUBE_VERSION=v1.37.2
 KUBE_BIN="${NODEKIT_APISERVER_BIN:-$CACHE/kube-apiserver-$KUBE_VERSION/bin}"
 KUBE_BINARIES=(kube-apiserver etcd)
+KUBELET_BIN="${NODEKIT_KUBELET_BIN:-$CACHE/kubelet-$KUBE_VERSION/bin}"
 TOOLS="$(cd "$(dirname "$0")" && pwd)/tools"
 
 log() { printf 'testenv.sh: %s\n' "$*"; }
@@ -141,6 +149,33 @@ build_apiserver() {
 	log "$("$KUBE_BIN/kube-apiserver" --version)"
 }
 
+build_kubelet() {
+	if [ -x "$KUBELET_BIN/kubelet" ] && "$KUBELET_BIN/kubelet" --version 2>/dev/null | grep -qx "Kubernetes $KUBE_VERSION"; then
+		log "kubelet $KUBE_VERSION already built in $KUBELET_BIN"
+		return
+	fi
+	command -v go >/dev/null || die "go not found in PATH: building the kubelet $KUBE_VERSION needs Go"
+	command -v gcc >/dev/null || die "gcc not found: the kubelet is built with cgo, as released (hack/testenv.sh install installs gcc)"
+	[ -f "$TOOLS/go.mod" ] || die "$TOOLS/go.mod not found"
+	grep -qE "^[[:space:]]*k8s.io/kubernetes $KUBE_VERSION\$" "$TOOLS/go.mod" ||
+		die "$TOOLS/go.mod does not require k8s.io/kubernetes $KUBE_VERSION: update KUBE_VERSION here and in internal/testenv/apiserver.go together with it"
+	mkdir -p "$KUBELET_BIN" || die "cannot create $KUBELET_BIN"
+	local dir
+	dir="$(mktemp -d "$KUBELET_BIN/.build.XXXXXX")"
+	log "building the kubelet $KUBE_VERSION from $TOOLS into $KUBELET_BIN (about 10 minutes on 2 cores)"
+	local pkg=k8s.io/component-base/version major minor
+	IFS=. read -r major minor _ <<<"${KUBE_VERSION#v}"
+	local ldflags="-s -w -X $pkg.gitVersion=$KUBE_VERSION -X $pkg.gitMajor=$major -X $pkg.gitMinor=$minor -X $pkg.gitTreeState=clean"
+	# The release builds the kubelet with cgo (it is not among Kubernetes'
+	# static binaries) and with these tags.
+	(cd "$TOOLS" && GOWORK=off GOFLAGS='-mod=readonly -buildvcs=false' CGO_ENABLED=1 \
+		go build -trimpath -tags selinux,notest,grpcnotrace -ldflags "$ldflags" -o "$dir/" ./cmd/kubelet) ||
+		{ rm -rf "$dir"; die "building the kubelet $KUBE_VERSION failed"; }
+	mv -f "$dir/kubelet" "$KUBELET_BIN/kubelet" || { rm -rf "$dir"; die "cannot move the kubelet into $KUBELET_BIN"; }
+	rm -rf "$dir"
+	log "$("$KUBELET_BIN/kubelet" --version)"
+}
+
 case "${1:-}" in
 install)
 	install_packages
@@ -149,8 +184,12 @@ install)
 	build_apiserver
 	log "test environment ready"
 	;;
+install-kubelet)
+	install_packages
+	build_kubelet
+	;;
 *)
-	echo "usage: $0 install" >&2
+	echo "usage: $0 install | install-kubelet" >&2
 	exit 2
 	;;
 esac
