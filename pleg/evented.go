@@ -73,7 +73,16 @@ func (s *streamer) follow(ctx context.Context, onConnected func()) error {
 	ch := make(chan *runtimeapi.ContainerEventResponse, 256)
 	done := make(chan error, 1)
 	go func() { done <- s.es.GetContainerEvents(ctx, ch, onConnected) }()
+	// The stream is drained at all times, also while the PLEG is busy
+	// with the last batch: events that come meanwhile are merged into the
+	// next one. (A runtime may block every publisher of events while one
+	// subscriber's buffer is full: containerd 2.x does.)
+	var pending podUIDs
 	for {
+		var out chan<- podUIDs
+		if len(pending) > 0 {
+			out = s.out
+		}
 		select {
 		case err := <-done:
 			if err == nil {
@@ -81,22 +90,12 @@ func (s *streamer) follow(ctx context.Context, onConnected func()) error {
 			}
 			return err
 		case ev := <-ch:
-			batch := podUIDs{}
-			batch = s.add(batch, ev)
-			for more := true; more; {
-				select {
-				case ev := <-ch:
-					batch = s.add(batch, ev)
-				default:
-					more = false
-				}
-			}
-			select {
-			case s.out <- batch:
-			case <-ctx.Done():
-				<-done
-				return ctx.Err()
-			}
+			pending = s.add(pending, ev)
+		case out <- pending:
+			pending = nil
+		case <-ctx.Done():
+			<-done
+			return ctx.Err()
 		}
 	}
 }
