@@ -281,6 +281,9 @@ func New(cfg Config) (*Node, error) {
 			return nil, err
 		}
 		dc.Volumes = n.Volumes
+		if cfg.Recorder != nil {
+			dc.Volumes = eventfulVolumes{n.Volumes, cfg.Recorder}
+		}
 		n.VolumeStats, err = volumemgr.NewStats(volumemgr.StatsConfig{Volumes: n.Volumes.VolumeRefs, Period: cfg.VolumeStatsPeriod,
 			Registerer: cfg.Registerer, Clock: cfg.Clock, Logger: cfg.Logger.Named("volume-stats")})
 		if err != nil {
@@ -489,6 +492,21 @@ func (n *Node) generate(uid types.UID) {
 	if _, _, err := set(pod, statusmgr.Generate(in)); err != nil {
 		n.log.Warn("pod status refused", zap.Error(err))
 	}
+}
+
+// eventfulVolumes records a pod's mount failures as Warning events
+// (FailedMount, as the kubelet), besides the waiting message in its status.
+type eventfulVolumes struct {
+	*volumemgr.Manager
+	rec eviction.Recorder
+}
+
+func (v eventfulVolumes) WaitForAttachAndMount(ctx context.Context, pod *v1.Pod) error {
+	err := v.Manager.WaitForAttachAndMount(ctx, pod)
+	if err != nil && ctx.Err() == nil {
+		v.rec.Eventf(pod, v1.EventTypeWarning, "FailedMount", "%v", err)
+	}
+	return err
 }
 
 // housekeepers are what the loop runs at every housekeeping round.

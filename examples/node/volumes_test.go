@@ -20,6 +20,7 @@ import (
 	"github.com/nodekit/nodekit/core"
 	"github.com/nodekit/nodekit/examples/node"
 	"github.com/nodekit/nodekit/internal/testenv"
+	"github.com/nodekit/nodekit/kubeapi"
 	"github.com/nodekit/nodekit/volumemgr"
 )
 
@@ -92,9 +93,10 @@ func TestVolumesOnContainerd(t *testing.T) {
 		t.Fatal(err)
 	}
 	reg := prometheus.NewRegistry()
+	events := &kubeapi.MemoryRecorder{}
 	withVolumes := func(c *node.Config) {
 		c.RootDir, c.ConfigMaps, c.Secrets, c.VolumeResyncPeriod, c.VolumeStatsPeriod = root, objects, objects, time.Second, time.Second
-		c.Registerer = reg
+		c.Registerer, c.Recorder = reg, events
 	}
 	pod := hostPod("vols",
 		v1.Container{Name: "writer", Command: []string{"sh", "-c", "echo hello > /shared/msg; trap 'exit 0' TERM; while true; do sleep 0.1; done"},
@@ -217,6 +219,14 @@ func TestVolumesOnContainerd(t *testing.T) {
 	})
 	if sbs := e.sandboxes(t, bad.UID); len(sbs) != 0 {
 		t.Errorf("the pod with a bad hostPath got a sandbox")
+	}
+	// And a Warning event on the pod, as the kubelet records it.
+	found := false
+	for _, ev := range events.Events() {
+		found = found || (ev.Reason == "FailedMount" && strings.Contains(ev.Message, "is not a directory"))
+	}
+	if !found {
+		t.Errorf("no FailedMount event: %v", events.Events())
 	}
 
 	// Removed: its containers stop, then its volumes are unmounted.
