@@ -224,7 +224,7 @@ func (t *Translator) fieldRefValue(pod *v1.Pod, ref *v1.ObjectFieldSelector, pod
 		return invalidf("valueFrom.fieldRef.fieldPath %q: %s", path, fmt.Sprintf(format, args...))
 	}
 
-	if base, key, ok := splitSubscript(path); ok {
+	if base, key, ok := core.SplitFieldSubscript(path); ok {
 		switch base {
 		case "metadata.labels":
 			if errs := validation.IsQualifiedName(key); len(errs) > 0 {
@@ -248,9 +248,9 @@ func (t *Translator) fieldRefValue(pod *v1.Pod, ref *v1.ObjectFieldSelector, pod
 	case "metadata.uid":
 		return string(pod.UID), nil
 	case "metadata.labels":
-		return formatMap(pod.Labels), nil
+		return core.FormatDownwardMap(pod.Labels), nil
 	case "metadata.annotations":
-		return formatMap(pod.Annotations), nil
+		return core.FormatDownwardMap(pod.Annotations), nil
 	case "spec.nodeName", "spec.host":
 		return pod.Spec.NodeName, nil
 	case "spec.serviceAccountName":
@@ -285,34 +285,6 @@ func (t *Translator) fieldRefValue(pod *v1.Pod, ref *v1.ObjectFieldSelector, pod
 	// downward API paths for volumes but not for env vars: the kubelet
 	// refuses them here too.
 	return "", bad("unsupported field")
-}
-
-// splitSubscript splits "metadata.labels['key']" into its path and key.
-func splitSubscript(path string) (base, key string, ok bool) {
-	s, found := strings.CutSuffix(path, "']")
-	if !found {
-		return path, "", false
-	}
-	base, key, found = strings.Cut(s, "['")
-	if !found || base == "" {
-		return path, "", false
-	}
-	return base, key, true
-}
-
-// formatMap renders labels or annotations as the downward API does: one
-// key="quoted value" per line, sorted by key.
-func formatMap(m map[string]string) string {
-	var b strings.Builder
-	for i, k := range sortedKeys(m) {
-		if i > 0 {
-			b.WriteByte('\n')
-		}
-		b.WriteString(k)
-		b.WriteByte('=')
-		b.WriteString(strconv.Quote(m[k]))
-	}
-	return b.String()
 }
 
 // orderPodIPs returns at most one pod IP of each family, the family of the

@@ -3,9 +3,7 @@ package volumemgr
 import (
 	"errors"
 	"fmt"
-	"maps"
 	"math"
-	"slices"
 	"strconv"
 	"strings"
 
@@ -104,7 +102,7 @@ func addDownwardAPIPayload(payload map[string]FileProjection, where string, item
 
 // downwardFieldValue is the value of a downward API volume's fieldRef.
 func downwardFieldValue(pod *v1.Pod, fieldPath string) (string, error) {
-	if base, key, ok := splitFieldSubscript(fieldPath); ok {
+	if base, key, ok := core.SplitFieldSubscript(fieldPath); ok {
 		switch base {
 		case "metadata.annotations":
 			if errs := validation.IsQualifiedName(strings.ToLower(key)); len(errs) > 0 {
@@ -127,41 +125,11 @@ func downwardFieldValue(pod *v1.Pod, fieldPath string) (string, error) {
 	case "metadata.uid":
 		return string(pod.UID), nil
 	case "metadata.labels":
-		return formatDownwardMap(pod.Labels), nil
+		return core.FormatDownwardMap(pod.Labels), nil
 	case "metadata.annotations":
-		return formatDownwardMap(pod.Annotations), nil
+		return core.FormatDownwardMap(pod.Annotations), nil
 	}
 	return "", errors.New("unsupported field")
-}
-
-// splitFieldSubscript splits "metadata.labels['a[b]c']" into
-// "metadata.labels" and "a[b]c".
-func splitFieldSubscript(fieldPath string) (base, key string, ok bool) {
-	s, found := strings.CutSuffix(fieldPath, "']")
-	if !found {
-		return fieldPath, "", false
-	}
-	base, key, found = strings.Cut(s, "['")
-	if !found || base == "" {
-		return fieldPath, "", false
-	}
-	return base, key, true
-}
-
-// formatDownwardMap renders labels or annotations as the kubelet does: one
-// key="value" line per entry, sorted by key, the value quoted as Go quotes
-// strings, lines joined by "\n" with none at the end.
-func formatDownwardMap(m map[string]string) string {
-	var b strings.Builder
-	for i, k := range slices.Sorted(maps.Keys(m)) {
-		if i > 0 {
-			b.WriteByte('\n')
-		}
-		b.WriteString(k)
-		b.WriteByte('=')
-		b.WriteString(strconv.Quote(m[k]))
-	}
-	return b.String()
 }
 
 // limitDefaultsToAllocatable tells the resources whose limit reads as the
