@@ -13,6 +13,8 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	resourcehelper "k8s.io/component-helpers/resource"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/nodekit/nodekit/core"
 )
 
 // CPU conversion constants, as the kernel and the kubelet define them.
@@ -312,26 +314,11 @@ func isSidecar(pod *v1.Pod, c *v1.Container) bool {
 
 // Pod source annotations and priorities that make a pod critical.
 const (
-	configSourceAnnotation = "kubernetes.io/config.source"
-	apiserverSource        = "api"
-	systemCriticalPriority = 2 * 1000000000
-	systemNodeCritical     = "system-node-critical"
+	systemNodeCritical = "system-node-critical"
 )
 
-// isCriticalPod: static and mirror pods, and pods at or above the system
-// critical priority.
-func isCriticalPod(pod *v1.Pod) bool {
-	if src, ok := pod.Annotations[configSourceAnnotation]; ok && src != apiserverSource {
-		return true
-	}
-	if _, ok := pod.Annotations[v1.MirrorPodAnnotationKey]; ok {
-		return true
-	}
-	return pod.Spec.Priority != nil && *pod.Spec.Priority >= systemCriticalPriority
-}
-
 func isNodeCriticalPod(pod *v1.Pod) bool {
-	return isCriticalPod(pod) && pod.Spec.PriorityClassName == systemNodeCritical
+	return core.IsCriticalPod(pod) && pod.Spec.PriorityClassName == systemNodeCritical
 }
 
 // PodQOS is the pod's QoS class: the one recorded in its status, else the
@@ -481,7 +468,7 @@ func (t *Translator) applySwap(r *runtimeapi.LinuxContainerResources, pod *v1.Po
 // limitedSwapAllowed: under LimitedSwap, only Burstable, non-critical
 // containers whose memory request is set and differs from the limit swap.
 func (t *Translator) limitedSwapAllowed(pod *v1.Pod, c *v1.Container) bool {
-	if !t.cfg.LimitedSwap || isCriticalPod(pod) || PodQOS(pod) != v1.PodQOSBurstable {
+	if !t.cfg.LimitedSwap || core.IsCriticalPod(pod) || PodQOS(pod) != v1.PodQOSBurstable {
 		return false
 	}
 	req := quantityOrZero(c.Resources.Requests, v1.ResourceMemory)

@@ -13,26 +13,15 @@ import (
 	"github.com/nodekit/nodekit/core"
 )
 
-// SystemCriticalPriority is the priority from which a pod is critical: the
-// system-cluster-critical and system-node-critical priority classes.
-const SystemCriticalPriority int32 = 2000000000
+// SystemCriticalPriority is the priority from which a pod is critical
+// (core.SystemCriticalPriority).
+const SystemCriticalPriority = core.SystemCriticalPriority
 
 // IsCritical reports whether the kubelet never evicts pod: a static pod
 // (one whose config source is a file or a URL), a mirror pod, or a pod of
-// priority SystemCriticalPriority or more. Critical pods are ranked like
-// the others but passed over, and always admitted.
-func IsCritical(pod *v1.Pod) bool {
-	if pod == nil {
-		return false
-	}
-	if src, ok := pod.Annotations[core.AnnotationConfigSource]; ok && src != "api" {
-		return true
-	}
-	if _, ok := pod.Annotations[core.AnnotationConfigMirror]; ok {
-		return true
-	}
-	return pod.Spec.Priority != nil && *pod.Spec.Priority >= SystemCriticalPriority
-}
+// priority SystemCriticalPriority or more (core.IsCriticalPod). Critical
+// pods are ranked like the others but passed over, and always admitted.
+func IsCritical(pod *v1.Pod) bool { return core.IsCriticalPod(pod) }
 
 // RankedPod is a pod in the order of eviction for a starved resource, with
 // the numbers it was ranked by.

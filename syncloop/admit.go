@@ -444,7 +444,7 @@ func (f *NodeFit) Admit(a AdmitAttributes) AdmitResult {
 	if len(failures) == 0 {
 		return AdmitResult{Admit: true}
 	}
-	if f.preempt != nil && isCriticalPod(pod) {
+	if f.preempt != nil && core.IsCriticalPod(pod) {
 		var short []InsufficientResource
 		var other []fitFailure
 		for _, ff := range failures {
@@ -653,7 +653,7 @@ func fit(pod *v1.Pod, node *v1.Node, used nodeUsage) []fitFailure {
 	if portsConflict(pod, used.ports) {
 		failures = append(failures, fitFailure{predicate: ReasonNodePorts, desc: nodePortsPredicateDesc})
 	}
-	if !isStaticPod(pod) {
+	if !core.IsStaticPod(pod) {
 		noExecute := func(t *v1.Taint) bool { return t.Effect == v1.TaintEffectNoExecute }
 		if _, untolerated := schedulingcorev1.FindMatchingUntoleratedTaint(logr.Discard(), node.Spec.Taints, pod.Spec.Tolerations, noExecute, false); untolerated {
 			failures = append(failures, fitFailure{predicate: ReasonTaintToleration, desc: taintPredicateDesc})
@@ -742,30 +742,4 @@ func isScalarResource(name v1.ResourceName) bool {
 	s := string(name)
 	return isExtendedResource(name) || strings.HasPrefix(s, v1.ResourceHugePagesPrefix) ||
 		strings.Contains(s, v1.ResourceDefaultNamespacePrefix) || strings.HasPrefix(s, v1.ResourceAttachableVolumesPrefix)
-}
-
-// Pod sources and the priority that make a pod critical, with the
-// kubelet's values.
-const (
-	configSourceAnnotation = "kubernetes.io/config.source"
-	apiserverSource        = "api"
-	systemCriticalPriority = 2 * 1000000000
-)
-
-// isStaticPod: the pod came from a file or a URL, not the API server.
-func isStaticPod(pod *v1.Pod) bool {
-	src, ok := pod.Annotations[configSourceAnnotation]
-	return ok && src != apiserverSource
-}
-
-// isCriticalPod: static and mirror pods, and pods at or above the system
-// critical priority.
-func isCriticalPod(pod *v1.Pod) bool {
-	if isStaticPod(pod) {
-		return true
-	}
-	if _, ok := pod.Annotations[v1.MirrorPodAnnotationKey]; ok {
-		return true
-	}
-	return pod.Spec.Priority != nil && *pod.Spec.Priority >= systemCriticalPriority
 }
