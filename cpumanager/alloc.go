@@ -302,3 +302,18 @@ func (a *Allocator) Stats() AllocatorStats {
 	}
 	return st
 }
+
+// containerCPUs returns, under one lock, a container's exclusive CPUs if
+// it has any (exclusive true), else the shared pool.
+func (a *Allocator) containerCPUs(podUID, containerName string) (cpus cpuset.CPUSet, exclusive bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if cset, ok := a.state.CPUSet(podUID, containerName); ok {
+		return cset, true
+	}
+	return a.state.DefaultCPUSet, false
+}
+
+// pins reports whether the policy ever pins containers (not the none
+// policy).
+func (a *Allocator) pins() bool { return a.policy.Name() != PolicyNone }

@@ -282,12 +282,27 @@ func (p *StaticPolicy) Allocate(s *State, pod *v1.Pod, container *v1.Container) 
 	}
 	cset, err := p.allocateCPUs(s, n, affinity, s.reusable[podUID])
 	if err != nil {
-		return cpuset.New(), fmt.Errorf("cpumanager: pod %s container %q: allocate %d exclusive CPUs: %w", podUID, container.Name, n, err)
+		return cpuset.New(), &allocationError{podUID: podUID, container: container.Name, n: n, err: err}
 	}
 	s.SetCPUSet(podUID, container.Name, cset)
 	p.updateReusable(s, pod, container, cset)
 	return cset, nil
 }
+
+// allocationError is the static policy's failure to find a container's
+// CPUs. err is the cause in the kubelet's words ("not enough cpus
+// available to satisfy request: ..."), which admission reports.
+type allocationError struct {
+	podUID, container string
+	n                 int
+	err               error
+}
+
+func (e *allocationError) Error() string {
+	return fmt.Sprintf("cpumanager: pod %s container %q: allocate %d exclusive CPUs: %v", e.podUID, e.container, e.n, e.err)
+}
+
+func (e *allocationError) Unwrap() error { return e.err }
 
 // checkSMTAlignment enforces full-pcpus-only.
 func (p *StaticPolicy) checkSMTAlignment(s *State, n int) error {
