@@ -106,6 +106,14 @@ type Config struct {
 	// its pod cgroup, the QoS cgroups follow the active pods, and cgroups
 	// of pods gone are removed. CgroupParent is then ignored.
 	PodCgroups *cpumanager.CgroupManager
+	// CPUManager, if set, pins CPUs as the kubelet's CPU manager does.
+	// Give its Allocator (and ReconcilePeriod); the Node fills in Runtime,
+	// Pods (the loop's active pods) and SourcesReady, and Clock, Logger and
+	// Registerer when unset, then builds the cpumanager.Manager (Node.CPUs)
+	// that allocates CPUs at admission (the last admission handler),
+	// gives each container its cpuset at creation and runs the reconcile
+	// loop; it is woken whenever pods leave the active set.
+	CPUManager *cpumanager.ManagerConfig
 	// Eviction, if set with an EvictionObserver, runs node-pressure
 	// eviction: pods are evicted through their workers (status Failed,
 	// reason Evicted), new pods are refused under pressure.
@@ -153,7 +161,10 @@ type Node struct {
 	// without Config.RootDir.
 	Volumes     *volumemgr.Manager
 	VolumeStats *volumemgr.Stats
+	// CPUs is the CPU manager; nil without Config.CPUManager.
+	CPUs *cpumanager.Manager
 
+	cpuPods   string // the active pods the CPU manager was last woken for
 	cgroups   *cpumanager.CgroupManager
 	qosPods   string // the active pods UpdateQOS last saw
 	evictedMu sync.Mutex
@@ -294,6 +305,12 @@ func New(cfg Config) (*Node, error) {
 		dc.Cgroups = cfg.PodCgroups
 		n.cgroups = cfg.PodCgroups
 	}
+	if cfg.CPUManager != nil {
+		if n.CPUs, err = newCPUManager(*cfg.CPUManager, cfg, n); err != nil {
+			return nil, err
+		}
+		dc.CPUs = n.CPUs
+	}
 	n.Driver, err = syncloop.NewDriver(dc)
 	if err != nil {
 		return nil, err
@@ -325,6 +342,12 @@ func New(cfg Config) (*Node, error) {
 		}
 		n.Admission.AddHandler(syncloop.AdmitFunc(func(a syncloop.AdmitAttributes) syncloop.AdmitResult {
 			return syncloop.AdmitResult(adm.Admit(eviction.AdmitAttributes(a)))
+		}))
+	}
+	if n.CPUs != nil {
+		// Last: no later handler refuses a pod that got CPUs.
+		n.Admission.AddHandler(syncloop.AdmitFunc(func(a syncloop.AdmitAttributes) syncloop.AdmitResult {
+			return syncloop.AdmitResult(n.CPUs.Admit(cpumanager.AdmitAttributes(a)))
 		}))
 	}
 	n.Statuses, err = statusmgr.NewCache(statusmgr.CacheConfig{Clock: cfg.Clock, Logger: cfg.Logger.Named("status")})
@@ -390,6 +413,9 @@ func (n *Node) Run(ctx context.Context) error {
 	}
 	if n.Evictions != nil {
 		run("eviction", n.Evictions.Run)
+	}
+	if n.CPUs != nil {
+		run("cpumanager", n.CPUs.Run)
 	}
 	if n.Volumes != nil {
 		run("volumes", n.Volumes.Run)
@@ -518,7 +544,46 @@ func (n *Node) housekeepers() []syncloop.Housekeeper {
 	if n.Volumes != nil {
 		hk = append(hk, n.Volumes)
 	}
+	if n.CPUs != nil {
+		hk = append(hk, syncloop.HousekeeperFunc(n.housekeepCPUs))
+	}
 	return hk
+}
+
+// newCPUManager completes the CPU manager's configuration with the node's
+// runtime, active pods, sources, clock, logger and registerer.
+func newCPUManager(mc cpumanager.ManagerConfig, cfg Config, n *Node) (*cpumanager.Manager, error) {
+	mc.Runtime = cfg.Runtime
+	mc.Pods = cpumanager.ActivePodsFunc(func() []*v1.Pod { return n.Loop.ActivePods() })
+	if mc.SourcesReady == nil {
+		mc.SourcesReady = cfg.SourcesReady
+	}
+	if mc.Clock == nil {
+		mc.Clock = cfg.Clock
+	}
+	if mc.Logger == nil {
+		mc.Logger = cfg.Logger.Named("cpumanager")
+	}
+	if mc.Registerer == nil {
+		mc.Registerer = cfg.Registerer
+	}
+	return cpumanager.NewManager(mc)
+}
+
+// housekeepCPUs wakes the CPU manager when the active pods changed, so
+// that the CPUs of pods gone return to the shared pool (and the shared
+// containers grow) without waiting for its reconcile period.
+func (n *Node) housekeepCPUs(context.Context) error {
+	active := n.Loop.ActivePods()
+	ids := make([]string, 0, len(active))
+	for _, p := range active {
+		ids = append(ids, string(p.UID))
+	}
+	if key := strings.Join(ids, ","); key != n.cpuPods {
+		n.cpuPods = key
+		n.CPUs.Wake()
+	}
+	return nil
 }
 
 // housekeepCgroups updates the QoS cgroups when the active pods changed
