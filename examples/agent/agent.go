@@ -260,6 +260,10 @@ func newAgent(ctx context.Context, o *options, cfg *kubeletconfig.Config, out io
 		}
 	}
 
+	if nc.CPUManager, err = a.cpuManager(); err != nil {
+		return nil, err
+	}
+
 	if o.kubeconfig != "" {
 		if a.cluster, err = newCluster(ctx, a, &nc); err != nil {
 			return nil, err
@@ -381,7 +385,8 @@ func localNode(name string, cfg *kubeletconfig.Config) (*v1.Node, error) {
 	pods := resource.NewQuantity(int64(cfg.MaxPods), resource.DecimalSI)
 	n.Status.Capacity[v1.ResourcePods] = *pods
 	alloc := n.Status.Capacity.DeepCopy()
-	for _, reserved := range []map[string]string{cfg.KubeReserved, cfg.SystemReserved} {
+	kube, system := cfg.Reserved()
+	for _, reserved := range []map[string]string{kube, system} {
 		for k, v := range reserved {
 			q := resource.MustParse(v) // validated
 			if have, ok := alloc[v1.ResourceName(k)]; ok {
@@ -409,8 +414,9 @@ func nodeAllocatable(n *v1.Node, cfg *kubeletconfig.Config) cpumanager.NodeAlloc
 	na := cpumanager.NodeAllocatable{Capacity: n.Status.Capacity.DeepCopy()}
 	delete(na.Capacity, v1.ResourcePods)
 	na.DisableEnforcement = !slices.Contains(cfg.EnforceNodeAllocatable, "pods")
-	na.SystemReserved = toResourceList(cfg.SystemReserved)
-	na.KubeReserved = toResourceList(cfg.KubeReserved)
+	kube, system := cfg.Reserved()
+	na.SystemReserved = toResourceList(system)
+	na.KubeReserved = toResourceList(kube)
 	return na
 }
 
