@@ -54,12 +54,45 @@
 // topology manager through HintProvider, and on start refuses a corrupt
 // checkpoint (ErrCorruptCheckpoint) or one written for another policy,
 // other reserved CPUs or other CPUs (ErrCheckpointMismatch), telling the
-// operator to drain the node and delete the file. The embedder gives
-// Allocator.CPUSet to a container at creation (syncloop's CPUAssigner).
+// operator to drain the node and delete the file.
+//
+// Manager drives an Allocator as the kubelet's CPU manager does. Its Admit
+// is an admission handler: it allocates for every container of a new pod,
+// init containers first, and refuses the pod with the kubelet's reason
+// when it cannot ("SMTAlignmentError", else "UnexpectedAdmissionError"
+// with "Allocate failed due to ..., which is unexpected"), releasing what
+// the pod got. ContainerCPUs gives a container its CPUs at creation: its
+// exclusive CPUs, else the shared pool (syncloop's CPUAssigner). Run
+// reconciles every ReconcilePeriod (10 s by default) and at once when
+// Admit took CPUs from the shared pool or Wake is called: once the pod
+// sources are ready, it returns the CPUs of containers whose pod is no
+// longer active (ActivePodLister) to the shared pool, then sets the
+// cpuset of each running container of an active pod (found by the
+// kubelet's labels) whose CPUs differ from what it last set, with
+// UpdateContainerResources, so that shared containers shrink and grow
+// with the pool. It exports kubelet_cpu_manager_pinning_requests_total,
+// _pinning_errors_total, _shared_pool_size_millicores,
+// _exclusive_cpu_allocation_count and _allocation_per_numa. Wiring, with
+// syncloop:
+//
+//	m, _ := cpumanager.NewManager(cpumanager.ManagerConfig{Allocator: alloc,
+//		Runtime: rt, Pods: loop, SourcesReady: sourcesReady, Registerer: reg})
+//	driverConfig.CPUs = m
+//	admission.AddHandler(syncloop.AdmitFunc(func(a syncloop.AdmitAttributes) syncloop.AdmitResult {
+//		return syncloop.AdmitResult(m.Admit(cpumanager.AdmitAttributes(a)))
+//	}))
+//	go m.Run(ctx)
+//
+// The embedder's duties: add the handler after the handlers that may
+// still refuse a pod (a pod refused later keeps its CPUs until the next
+// admission or reconcile), and call Wake when pods leave the active set so that their
+// CPUs return without waiting for the period (examples/node does it at
+// housekeeping).
 //
 // # Not done yet
 //
-// The reconcile loop that updates running shared containers' cpusets when
-// the shared pool changes, admission wiring, the pinning metrics, and the
-// systemd driver's writes.
+// The topology manager (its policies and scopes; the static policy takes
+// a NUMA placement through AffinityStore), pod-level CPU assignment
+// (PodLevelResourceManagers) and in-place resize of exclusive CPUs, the
+// memory manager, and the systemd driver's cgroup writes.
 package cpumanager
