@@ -388,11 +388,16 @@ func (n *Node) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
-	errs := make(chan error, 12)
+	var (
+		mu  sync.Mutex
+		all []error
+	)
 	run := func(name string, f func(context.Context) error) {
 		wg.Go(func() {
 			if err := f(ctx); err != nil && !errors.Is(err, context.Canceled) {
-				errs <- fmt.Errorf("%s: %w", name, err)
+				mu.Lock()
+				all = append(all, fmt.Errorf("%s: %w", name, err))
+				mu.Unlock()
 				cancel()
 			}
 		})
@@ -424,11 +429,6 @@ func (n *Node) Run(ctx context.Context) error {
 	wg.Wait()
 	n.events.Close()
 	n.statusEvents.Close()
-	close(errs)
-	var all []error
-	for err := range errs {
-		all = append(all, err)
-	}
 	if len(all) > 0 {
 		return errors.Join(all...)
 	}
