@@ -134,6 +134,7 @@ type RemoveError struct {
 	Err    error
 }
 
+// Error names the image, its tags and the reason it was to go.
 func (e *RemoveError) Error() string {
 	name := e.Image.ID
 	if len(e.Image.RepoTags) > 0 {
@@ -142,6 +143,7 @@ func (e *RemoveError) Error() string {
 	return fmt.Sprintf("remove image %s for %s: %v", name, e.Reason, e.Err)
 }
 
+// Unwrap is the runtime's error.
 func (e *RemoveError) Unwrap() error { return e.Err }
 
 // SpaceError is a collection by space that freed less than it had to:
@@ -155,6 +157,7 @@ type SpaceError struct {
 	BytesFreed    uint64
 }
 
+// Error is the kubelet's FreeDiskSpaceFailed message.
 func (e *SpaceError) Error() string {
 	return fmt.Sprintf("Insufficient free disk space on the node's image filesystem (%d%% of %s used). "+
 		"Failed to free sufficient space by deleting unused images (freed %d bytes). "+
