@@ -13,7 +13,7 @@ const module = "github.com/nodekit/nodekit"
 
 // subsystems are the packages that must never depend on each other: each
 // can be imported alone, and only examples/ wires them together.
-var subsystems = []string{"pleg", "syncloop", "statusmgr", "volumemgr", "eviction", "cpumanager", "staticpod"}
+var subsystems = []string{"pleg", "syncloop", "statusmgr", "volumemgr", "eviction", "cpumanager", "staticpod", "imagegc"}
 
 type goPackage struct {
 	ImportPath   string
