@@ -30,6 +30,7 @@ import (
 	"github.com/nodekit/nodekit/cpumanager"
 	"github.com/nodekit/nodekit/crispec"
 	"github.com/nodekit/nodekit/eviction"
+	"github.com/nodekit/nodekit/imagegc"
 	"github.com/nodekit/nodekit/pleg"
 	"github.com/nodekit/nodekit/runtimemetrics"
 	"github.com/nodekit/nodekit/statusmgr"
@@ -129,6 +130,12 @@ type Config struct {
 	EvictionInterval time.Duration
 	// Recorder records events (evictions, ...). Nil: none.
 	Recorder eviction.Recorder
+	// ImageGC, if set, collects unused images (imagegc) while the Node
+	// runs, and is the eviction manager's image reclaim. Its Images,
+	// Containers, Sandboxes and ImageFs default to Runtime; its Clock,
+	// Logger, Registerer and Recorder to the Node's; its Node to a
+	// reference to the node object. Nil: images are not collected.
+	ImageGC *imagegc.Config
 	// StatusSink, if set, receives the pods' statuses through a
 	// statusmgr.Syncer (kubeapi.StatusWriter writes them to an apiserver).
 	// Nil: they stay in Statuses.
@@ -157,6 +164,8 @@ type Node struct {
 	StatusSync *statusmgr.Syncer
 	// Evictions is the eviction manager; nil without Config.Eviction.
 	Evictions *eviction.Manager
+	// Images is the image garbage collector; nil without Config.ImageGC.
+	Images *imagegc.GC
 	// Volumes mounts pods' volumes and VolumeStats measures them; nil
 	// without Config.RootDir.
 	Volumes     *volumemgr.Manager
@@ -329,9 +338,16 @@ func New(cfg Config) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
+	var imageReclaim eviction.ImageGC
+	if cfg.ImageGC != nil {
+		if n.Images, err = newImageGC(cfg); err != nil {
+			return nil, err
+		}
+		imageReclaim = n.Images
+	}
 	if cfg.Eviction != nil && cfg.EvictionObserver != nil {
 		n.Evictions, err = eviction.NewManager(eviction.ManagerConfig{Policy: cfg.Eviction, Observer: cfg.EvictionObserver,
-			Evictor: evictor{n}, Containers: containerReclaimer{n}, Recorder: cfg.Recorder, Wake: cfg.EvictionWake, Notifiers: cfg.EvictionNotifiers, MonitoringInterval: cfg.EvictionInterval,
+			Evictor: evictor{n}, Containers: containerReclaimer{n}, Images: imageReclaim, Recorder: cfg.Recorder, Wake: cfg.EvictionWake, Notifiers: cfg.EvictionNotifiers, MonitoringInterval: cfg.EvictionInterval,
 			Registerer: cfg.Registerer, Clock: cfg.Clock, Logger: cfg.Logger.Named("eviction")})
 		if err != nil {
 			return nil, err
@@ -422,6 +438,9 @@ func (n *Node) Run(ctx context.Context) error {
 	if n.CPUs != nil {
 		run("cpumanager", n.CPUs.Run)
 	}
+	if n.Images != nil {
+		run("image-gc", n.Images.Run)
+	}
 	if n.Volumes != nil {
 		run("volumes", n.Volumes.Run)
 		run("volume-stats", n.VolumeStats.Run)
@@ -433,6 +452,44 @@ func (n *Node) Run(ctx context.Context) error {
 		return errors.Join(all...)
 	}
 	return ctx.Err()
+}
+
+// newImageGC builds the image garbage collector of cfg.ImageGC over the
+// node's runtime, clock, logger, metrics and events.
+func newImageGC(cfg Config) (*imagegc.GC, error) {
+	ic := *cfg.ImageGC
+	if ic.Images == nil {
+		ic.Images = cfg.Runtime
+	}
+	if ic.Containers == nil {
+		ic.Containers = cfg.Runtime
+	}
+	if ic.Sandboxes == nil {
+		ic.Sandboxes = cfg.Runtime
+	}
+	if ic.ImageFs == nil {
+		ic.ImageFs = cfg.Runtime
+	}
+	if ic.Clock == nil {
+		ic.Clock = cfg.Clock
+	}
+	if ic.Logger == nil {
+		ic.Logger = cfg.Logger.Named("image-gc")
+	}
+	if ic.Registerer == nil {
+		ic.Registerer = cfg.Registerer
+	}
+	if ic.Recorder == nil && cfg.Recorder != nil {
+		ic.Recorder = cfg.Recorder
+	}
+	if ic.Node == nil && ic.Recorder != nil {
+		nd, err := cfg.Node()
+		if err != nil {
+			return nil, err
+		}
+		ic.Node = &v1.ObjectReference{APIVersion: "v1", Kind: "Node", Name: nd.Name, UID: nd.UID}
+	}
+	return imagegc.New(ic)
 }
 
 // plegStatus is the workers' status source: the PLEG's cache, refreshed
