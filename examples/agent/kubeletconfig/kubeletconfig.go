@@ -69,6 +69,7 @@ var supported = map[string]bool{
 	"evictionHard": true, "evictionSoft": true, "evictionSoftGracePeriod": true,
 	"evictionPressureTransitionPeriod": true, "evictionMaxPodGracePeriod": true,
 	"evictionMinimumReclaim": true, "mergeDefaultEvictionSettings": true,
+	"imageGCHighThresholdPercent": true, "imageGCLowThresholdPercent": true, "imageMinimumGCAge": true, "imageMaximumGCAge": true,
 	"protectKernelDefaults": true, "failSwapOn": true, "failCgroupV1": true,
 	"systemReserved": true, "kubeReserved": true, "reservedSystemCPUs": true, "enforceNodeAllocatable": true,
 	"registerNode": true, "registerWithTaints": true, "providerID": true,
@@ -133,8 +134,6 @@ func unsupportedWhy(field string) string {
 		return "graceful node shutdown is not implemented"
 	case "containerLogMaxSize", "containerLogMaxFiles", "containerLogMaxWorkers", "containerLogMonitorInterval":
 		return "container logs are not rotated"
-	case "imageMinimumGCAge", "imageMaximumGCAge", "imageGCHighThresholdPercent", "imageGCLowThresholdPercent":
-		return "images are not garbage collected"
 	}
 	return "not acted on by the agent"
 }
@@ -187,6 +186,13 @@ func setDefaults(c *kubeletv1beta1.KubeletConfiguration) {
 		c.NodeLeaseDurationSeconds = 40
 	}
 	dur(&c.VolumeStatsAggPeriod, time.Minute)
+	dur(&c.ImageMinimumGCAge, 2*time.Minute)
+	if c.ImageGCHighThresholdPercent == nil {
+		c.ImageGCHighThresholdPercent = ptr.To[int32](85)
+	}
+	if c.ImageGCLowThresholdPercent == nil {
+		c.ImageGCLowThresholdPercent = ptr.To[int32](80)
+	}
 	if c.CgroupsPerQOS == nil {
 		c.CgroupsPerQOS = ptr.To(true)
 	}
@@ -265,6 +271,24 @@ func (c *Config) Validate() error {
 	}
 	if k.NodeLeaseDurationSeconds <= 0 {
 		bad("nodeLeaseDurationSeconds", "%d must be positive", k.NodeLeaseDurationSeconds)
+	}
+	high, low := ptr.Deref(k.ImageGCHighThresholdPercent, 85), ptr.Deref(k.ImageGCLowThresholdPercent, 80)
+	if high < 0 || high > 100 {
+		bad("imageGCHighThresholdPercent", "%d must be between 0 and 100, inclusive", high)
+	}
+	if low < 0 || low > 100 {
+		bad("imageGCLowThresholdPercent", "%d must be between 0 and 100, inclusive", low)
+	}
+	if low >= high {
+		bad("imageGCLowThresholdPercent", "%d must be less than imageGCHighThresholdPercent %d", low, high)
+	}
+	if k.ImageMinimumGCAge.Duration < 0 {
+		bad("imageMinimumGCAge", "%s must not be negative", k.ImageMinimumGCAge.Duration)
+	}
+	if k.ImageMaximumGCAge.Duration < 0 {
+		bad("imageMaximumGCAge", "%s must not be negative", k.ImageMaximumGCAge.Duration)
+	} else if k.ImageMaximumGCAge.Duration > 0 && k.ImageMaximumGCAge.Duration <= k.ImageMinimumGCAge.Duration {
+		bad("imageMaximumGCAge", "%s must be greater than imageMinimumGCAge %s", k.ImageMaximumGCAge.Duration, k.ImageMinimumGCAge.Duration)
 	}
 	if k.EvictionMaxPodGracePeriod < 0 {
 		bad("evictionMaxPodGracePeriod", "%d must not be negative", k.EvictionMaxPodGracePeriod)

@@ -21,6 +21,8 @@ evictionHard:
 featureGates:
   SomeGate: true
 imageGCHighThresholdPercent: 90
+imageMaximumGCAge: 168h
+containerLogMaxSize: 50Mi
 `), "kubelet.yaml")
 	if err != nil {
 		t.Fatal(err)
@@ -39,9 +41,16 @@ imageGCHighThresholdPercent: 90
 		k.CgroupDriver != "cgroupfs" || *k.FailCgroupV1 || k.ContainerRuntimeEndpoint != "" {
 		t.Errorf("defaults: %+v", k)
 	}
+	// Image garbage collection: the values set, the kubelet's defaults
+	// for the rest.
+	if *k.ImageGCHighThresholdPercent != 90 || *k.ImageGCLowThresholdPercent != 80 || k.ImageMinimumGCAge.Duration != 2*time.Minute ||
+		k.ImageMaximumGCAge.Duration != 168*time.Hour {
+		t.Errorf("image GC: high %d low %d min %s max %s", *k.ImageGCHighThresholdPercent, *k.ImageGCLowThresholdPercent,
+			k.ImageMinimumGCAge.Duration, k.ImageMaximumGCAge.Duration)
+	}
 	want := []string{
+		"containerLogMaxSize: container logs are not rotated",
 		"featureGates: nodekit has no feature gates; it follows Kubernetes 1.37's defaults",
-		"imageGCHighThresholdPercent: images are not garbage collected",
 	}
 	if strings.Join(c.Unsupported, "\n") != strings.Join(want, "\n") {
 		t.Errorf("unsupported:\n%s", strings.Join(c.Unsupported, "\n"))
@@ -80,6 +89,10 @@ maxPods: -1
 syncFrequency: -1s
 enforceNodeAllocatable: [pods, everything]
 containerRuntimeEndpoint: tcp://1.2.3.4:5
+imageGCHighThresholdPercent: 101
+imageGCLowThresholdPercent: -1
+imageMinimumGCAge: -1s
+imageMaximumGCAge: -1h
 `), "bad.yaml")
 	if err != nil {
 		t.Fatal(err)
@@ -90,9 +103,28 @@ containerRuntimeEndpoint: tcp://1.2.3.4:5
 	}
 	for _, field := range []string{"readOnlyPort", "tlsMinVersion: \"VersionTLS11\"", "cpuManagerPolicy", "reservedSystemCPUs", "kubeReserved.memory",
 		"systemReserved.cpu", "authorization.mode", "tlsCertFile", "cgroupDriver", "maxPods", "syncFrequency", "enforceNodeAllocatable[1]",
-		"containerRuntimeEndpoint", "bad.yaml"} {
+		"containerRuntimeEndpoint", "imageGCHighThresholdPercent: 101", "imageGCLowThresholdPercent: -1", "imageMinimumGCAge", "imageMaximumGCAge",
+		"bad.yaml"} {
 		if !strings.Contains(err.Error(), field) {
 			t.Errorf("the error does not name %s:\n%v", field, err)
+		}
+	}
+}
+
+// The kubelet's rules between the image garbage collection fields.
+func TestValidateImageGC(t *testing.T) {
+	for in, want := range map[string]string{
+		"imageGCHighThresholdPercent: 80\nimageGCLowThresholdPercent: 80\n": "imageGCLowThresholdPercent: 80 must be less than imageGCHighThresholdPercent 80",
+		"imageMinimumGCAge: 1h\nimageMaximumGCAge: 1h\n":                    "imageMaximumGCAge: 1h0m0s must be greater than imageMinimumGCAge 1h0m0s",
+		"imageGCHighThresholdPercent: 100\nimageGCLowThresholdPercent: 0\n": "",
+	} {
+		c, err := kubeletconfig.Parse([]byte("apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\n"+in), "k.yaml")
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = c.Validate()
+		if want == "" && err != nil || want != "" && (err == nil || !strings.Contains(err.Error(), want)) {
+			t.Errorf("%q: %v, want %q", in, err, want)
 		}
 	}
 }
