@@ -30,6 +30,7 @@ import (
 	"github.com/nodekit/nodekit/examples/agent/kernel"
 	"github.com/nodekit/nodekit/examples/agent/kubeletconfig"
 	"github.com/nodekit/nodekit/examples/node"
+	"github.com/nodekit/nodekit/imagegc"
 	"github.com/nodekit/nodekit/runtimetest"
 	"github.com/nodekit/nodekit/staticpod"
 )
@@ -258,6 +259,13 @@ func newAgent(ctx context.Context, o *options, cfg *kubeletconfig.Config, out io
 			}
 			nc.EvictionNotifiers[sig] = n
 		}
+	}
+	if !a.simulated {
+		// Unused images are collected by the kubelet's policy, and reclaimed
+		// under imagefs pressure.
+		nc.ImageGC = &imagegc.Config{Policy: &imagegc.Policy{
+			HighThresholdPercent: int(*cfg.ImageGCHighThresholdPercent), LowThresholdPercent: int(*cfg.ImageGCLowThresholdPercent),
+			MinAge: cfg.ImageMinimumGCAge.Duration, MaxAge: cfg.ImageMaximumGCAge.Duration}}
 	}
 
 	if nc.CPUManager, err = a.cpuManager(); err != nil {
