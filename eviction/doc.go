@@ -9,7 +9,7 @@
 //	policy, _ := eviction.NewPolicy(eviction.Config{EvictionHard: kc.EvictionHard, ...})
 //	stats, _ := eviction.NewStatsProvider(eviction.StatsConfig{ActivePods: loop.ActivePods, Runtime: rt, ImageFs: rt})
 //	m, _ := eviction.NewManager(eviction.ManagerConfig{Policy: policy, Observer: stats,
-//		Evictor: evictor, Containers: gc, Recorder: recorder, Node: nodeRef,
+//		Evictor: evictor, Containers: gc, Images: images, Recorder: recorder, Node: nodeRef,
 //		Notifiers: map[eviction.Signal]*eviction.Notifier{eviction.SignalMemoryAvailable: rootNotifier}})
 //	go m.Run(ctx)
 //	d, _ := m.DryRun(ctx) // what would be evicted now, without acting
@@ -18,7 +18,8 @@
 // fires, the Manager measures the node (Observer), decides a round
 // (Decide) and carries the Decision out in the kubelet's order: node
 // conditions, local storage evictions, the node's event, node-level
-// reclaim (ContainerGC, ImageGC), then at most one pod evicted through the
+// reclaim (ContainerGC; ImageGC, which imagegc.GC implements), then at
+// most one pod evicted through the
 // PodEvictor (the sync loop kills it with the eviction's grace period and
 // fails its status with reason Evicted, the kubelet's message and
 // DisruptionTarget), a Warning event on the pod with the offending
@@ -89,6 +90,5 @@
 //
 // # Not done
 //
-// Image garbage collection (ImageGC has no implementation in nodekit yet),
-// and eviction for swap.
+// Eviction for swap.
 package eviction
