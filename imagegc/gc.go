@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -197,12 +198,6 @@ func (r Result) String() string {
 	return b.String()
 }
 
-// record is what is remembered of one image between detections.
-type record struct {
-	img     Image
-	digests []string
-}
-
 // GC is the kubelet's image garbage collector. It remembers when each
 // image was first detected and last seen in use, in memory, as the
 // kubelet does. Its methods are safe for concurrent use; collections and
@@ -214,8 +209,8 @@ type GC struct {
 	log     *zap.Logger
 	removed *prometheus.CounterVec
 
-	mu      sync.Mutex // one detection or collection at a time
-	records map[string]*record
+	mu      sync.Mutex        // one detection or collection at a time
+	records map[string]*Image // what is remembered between detections
 	last    *Result
 }
 
@@ -263,7 +258,7 @@ func New(cfg Config) (*GC, error) {
 		}
 		pinned[ref] = true
 	}
-	g := &GC{cfg: cfg, policy: policy, pinned: pinned, log: cfg.Logger, records: map[string]*record{},
+	g := &GC{cfg: cfg, policy: policy, pinned: pinned, log: cfg.Logger, records: map[string]*Image{},
 		removed: prometheus.NewCounterVec(prometheus.CounterOpts{Subsystem: "kubelet", Name: "image_garbage_collected_total",
 			Help: "Total number of images garbage collected by the kubelet, whether through disk usage or image age."}, []string{"reason"}),
 	}
@@ -354,18 +349,19 @@ func (g *GC) detectLocked(ctx context.Context, now time.Time) ([]Image, map[stri
 		present[id] = true
 		rec, ok := g.records[id]
 		if !ok {
-			rec = &record{img: Image{ID: id, FirstDetected: now}}
+			rec = &Image{ID: id, FirstDetected: now}
 			g.records[id] = rec
 			g.log.Debug("image detected", zap.String("imageID", id), zap.Strings("repoTags", img.GetRepoTags()), zap.Uint64("size", img.GetSize()))
 		}
 		if inUse[id] {
-			rec.img.LastUsed = now
+			rec.LastUsed = now
 		}
-		rec.img.RepoTags = append([]string(nil), img.GetRepoTags()...)
-		rec.digests = append([]string(nil), img.GetRepoDigests()...)
-		rec.img.Size = img.GetSize()
-		rec.img.Pinned = img.GetPinned() || pinnedIDs[id]
-		out = append(out, rec.img)
+		rec.RepoTags = append([]string(nil), img.GetRepoTags()...)
+		rec.Size = img.GetSize()
+		rec.Pinned = img.GetPinned() || pinnedIDs[id]
+		cp := *rec
+		cp.RepoTags = slices.Clone(rec.RepoTags) // callers may keep and change what they get
+		out = append(out, cp)
 	}
 	for id := range g.records {
 		if !present[id] {
@@ -516,7 +512,7 @@ func (g *GC) freeSpace(ctx context.Context, now time.Time, inUse map[string]bool
 		var images []Image
 		for id, rec := range g.records {
 			if !failed[id] {
-				images = append(images, rec.img)
+				images = append(images, *rec)
 			}
 		}
 		plan := Decide(Input{Images: images, InUse: inUse, Now: now, Policy: p, BytesToFree: toFree - freed})
