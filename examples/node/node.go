@@ -346,7 +346,15 @@ func New(cfg Config) (*Node, error) {
 		imageReclaim = n.Images
 	}
 	if cfg.Eviction != nil && cfg.EvictionObserver != nil {
-		n.Evictions, err = eviction.NewManager(eviction.ManagerConfig{Policy: cfg.Eviction, Observer: cfg.EvictionObserver,
+		var nodeRef *v1.ObjectReference
+		if cfg.Recorder != nil {
+			nd, err := cfg.Node()
+			if err != nil {
+				return nil, err
+			}
+			nodeRef = &v1.ObjectReference{APIVersion: "v1", Kind: "Node", Name: nd.Name, UID: nd.UID}
+		}
+		n.Evictions, err = eviction.NewManager(eviction.ManagerConfig{Policy: cfg.Eviction, Observer: cfg.EvictionObserver, Node: nodeRef,
 			Evictor: evictor{n}, Containers: containerReclaimer{n}, Images: imageReclaim, Recorder: cfg.Recorder, Wake: cfg.EvictionWake, Notifiers: cfg.EvictionNotifiers, MonitoringInterval: cfg.EvictionInterval,
 			Registerer: cfg.Registerer, Clock: cfg.Clock, Logger: cfg.Logger.Named("eviction")})
 		if err != nil {
