@@ -39,6 +39,8 @@
 //	volumemgr   mounts and unmounts pod volumes, reports their usage.
 //	eviction    node-pressure eviction: stats, signals, thresholds, the
 //	            kubelet's ranking, a driver that explains its decisions.
+//	imagegc     the image garbage collector: unused images, least recently
+//	            used first, by age and disk usage; eviction's image reclaim.
 //	cpumanager  pod cgroups, the QoS hierarchy and exclusive CPUs.
 //	examples    working node agents that wire everything together.
 //
@@ -56,6 +58,7 @@
 // status manager reads that cache, builds v1.PodStatus and hands it to its
 // sinks (an apiserver, a file, a test). The volume manager prepares volumes
 // before a worker starts containers; the eviction manager watches node
-// usage and asks the sync loop to kill pods under pressure; the CPU manager
+// usage, has the image collector free unused images and asks the sync loop
+// to kill pods under pressure; the CPU manager
 // places pods in cgroups and pins exclusive CPUs.
 package nodekit
