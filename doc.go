@@ -59,6 +59,6 @@
 // sinks (an apiserver, a file, a test). The volume manager prepares volumes
 // before a worker starts containers; the eviction manager watches node
 // usage, has the image collector free unused images and asks the sync loop
-// to kill pods under pressure; the CPU manager
-// places pods in cgroups and pins exclusive CPUs.
+// to kill pods under pressure; the CPU manager places pods in cgroups and
+// pins exclusive CPUs.
 package nodekit
