@@ -68,6 +68,17 @@ func (p Policy) Validate() error {
 	return nil
 }
 
+// clamped is p with the thresholds within 0..100 and the ages not
+// negative: what SpaceToFree and Decide make of a policy Validate would
+// refuse.
+func (p Policy) clamped() Policy {
+	p.HighThresholdPercent = min(max(p.HighThresholdPercent, 0), 100)
+	p.LowThresholdPercent = min(max(p.LowThresholdPercent, 0), 100)
+	p.MinAge = max(p.MinAge, 0)
+	p.MaxAge = max(p.MaxAge, 0)
+	return p
+}
+
 // Periodic reports whether the policy asks for periodic collection: not
 // when HighThresholdPercent is 100 and MaxAge is 0, the kubelet's way of
 // turning image garbage collection off. DeleteUnusedImages, the eviction
@@ -192,7 +203,12 @@ type Plan struct {
 // An image never seen in use is as old as its first detection for MaxAge
 // (the kubelet counts from the zero time, and so removes an image pulled
 // a moment ago once it has run MaxAge).
+//
+// The policy is taken as given, not validated: a negative MinAge or
+// MaxAge counts as 0 (no minimum age, no maximum age); the thresholds play
+// no part here.
 func Decide(in Input) Plan {
+	in.Policy = in.Policy.clamped()
 	order := slices.Clone(in.Images)
 	sortLRU(order)
 	plan := Plan{BytesToFree: in.BytesToFree}
@@ -313,7 +329,12 @@ type FsStats struct {
 // 0 below it (and may be 0 above it, when rounding put usage over the
 // line). Available space beyond the capacity counts as the capacity. A
 // zero capacity is the caller's to refuse.
+//
+// The policy is taken as given, not validated: each threshold below 0
+// counts as 0 and each above 100 as 100, so that the bytes to free never
+// exceed the space in use.
 func SpaceToFree(fs FsStats, p Policy) (usagePercent int, over bool, bytes uint64) {
+	p = p.clamped()
 	capacity, available := fs.CapacityBytes, min(fs.AvailableBytes, fs.CapacityBytes)
 	if capacity == 0 {
 		return 0, false, 0

@@ -2,6 +2,7 @@ package imagegc_test
 
 import (
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -199,6 +200,43 @@ func TestSpaceToFree(t *testing.T) {
 		usage, over, bytes := imagegc.SpaceToFree(imagegc.FsStats{CapacityBytes: tc.capacity, AvailableBytes: tc.avail}, tc.policy)
 		if usage != tc.usage || over != tc.over || bytes != tc.bytes {
 			t.Errorf("%s: usage %d over %v bytes %d, want %d %v %d", tc.name, usage, over, bytes, tc.usage, tc.over, tc.bytes)
+		}
+	}
+}
+
+// SpaceToFree and Decide take a Policy as given, not validated: the
+// thresholds are clamped to 0..100 and the ages to at least 0, so that no
+// policy frees more than the filesystem holds.
+func TestUnvalidatedPolicyClamped(t *testing.T) {
+	for _, tc := range []struct {
+		name            string
+		capacity, avail uint64
+		policy          imagegc.Policy
+		usage           int
+		over            bool
+		bytes           uint64
+	}{
+		{"low above 100 is 100: nothing to free", 1000, 100, imagegc.Policy{HighThresholdPercent: 85, LowThresholdPercent: 150}, 90, true, 0},
+		{"low far above 100", 1 << 40, 0, imagegc.Policy{HighThresholdPercent: 85, LowThresholdPercent: 1 << 40}, 100, true, 0},
+		{"negative low is 0: free everything", 1000, 100, imagegc.Policy{HighThresholdPercent: 85, LowThresholdPercent: -20}, 90, true, 900},
+		{"high above 100 is 100: a full filesystem is over", 1000, 0, imagegc.Policy{HighThresholdPercent: 150, LowThresholdPercent: 90}, 100, true, 100},
+		{"high above 100, not full", 1000, 100, imagegc.Policy{HighThresholdPercent: 150, LowThresholdPercent: 90}, 90, false, 0},
+		{"negative high is 0", 1000, 1000, imagegc.Policy{HighThresholdPercent: -5, LowThresholdPercent: -5}, 0, true, 0},
+		{"negative high, some used", 1000, 600, imagegc.Policy{HighThresholdPercent: -5, LowThresholdPercent: -5}, 40, true, 400},
+	} {
+		usage, over, bytes := imagegc.SpaceToFree(imagegc.FsStats{CapacityBytes: tc.capacity, AvailableBytes: tc.avail}, tc.policy)
+		if usage != tc.usage || over != tc.over || bytes != tc.bytes {
+			t.Errorf("%s: usage %d over %v bytes %d, want %d %v %d", tc.name, usage, over, bytes, tc.usage, tc.over, tc.bytes)
+		}
+	}
+
+	// A negative MinAge is none: an image first detected after now (a
+	// clock stepped back) stays, as with MinAge 0.
+	for _, minAge := range []time.Duration{0, -time.Hour} {
+		p := imagegc.Decide(imagegc.Input{Images: []imagegc.Image{img("future", 10, 90, -1), img("old", 10, 0, -1)},
+			Now: t0.Add(time.Hour), Policy: imagegc.Policy{MinAge: minAge, MaxAge: -time.Minute}, BytesToFree: imagegc.AllBytes})
+		if got, want := steps(p), []string{"delete old space", "keep future younger than the minimum age"}; !slices.Equal(got, want) {
+			t.Errorf("MinAge %s: %q, want %q", minAge, got, want)
 		}
 	}
 }
