@@ -10,9 +10,11 @@
 // start of every collection) it lists the images and the containers, in
 // any state, and, given Sandboxes, the image each sandbox runs. An image
 // seen for the first time is first detected now; one in use is last used
-// now; one gone is forgotten. This is kept in memory, as the kubelet
-// keeps it: after a restart every image is new again, and so protected by
-// MinAge for its first minutes.
+// now; one gone is forgotten. A sandbox whose status fails (other than
+// being gone) is counted as running the image last seen for it, so that
+// one stuck sandbox neither stops the detection nor frees its image. This
+// is kept in memory, as the kubelet keeps it: after a restart every image
+// is new again, and so protected by MinAge for its first minutes.
 //
 // # Deciding
 //

@@ -211,7 +211,9 @@ type GC struct {
 
 	mu      sync.Mutex        // one detection or collection at a time
 	records map[string]*Image // what is remembered between detections
-	last    *Result
+	// sandboxImage is the image last seen in each sandbox's status.
+	sandboxImage map[string]string
+	last         *Result
 }
 
 // New returns a GC for cfg. Nothing runs until Run or a collection is
@@ -258,7 +260,7 @@ func New(cfg Config) (*GC, error) {
 		}
 		pinned[ref] = true
 	}
-	g := &GC{cfg: cfg, policy: policy, pinned: pinned, log: cfg.Logger, records: map[string]*Image{},
+	g := &GC{cfg: cfg, policy: policy, pinned: pinned, log: cfg.Logger, records: map[string]*Image{}, sandboxImage: map[string]string{},
 		removed: prometheus.NewCounterVec(prometheus.CounterOpts{Subsystem: "kubelet", Name: "image_garbage_collected_total",
 			Help: "Total number of images garbage collected by the kubelet, whether through disk usage or image age."}, []string{"reason"}),
 	}
@@ -373,26 +375,51 @@ func (g *GC) detectLocked(ctx context.Context, now time.Time) ([]Image, map[stri
 }
 
 // sandboxImages returns the images the runtime names in its sandboxes'
-// verbose statuses. A sandbox removed meanwhile is skipped.
+// verbose statuses, and remembers each by sandbox. A sandbox removed
+// meanwhile is skipped; one whose status fails otherwise is logged and
+// counted as running the image last seen for it, so that one stuck
+// sandbox neither stops the detection nor lets its image go. Sandboxes
+// no longer listed are forgotten.
 func (g *GC) sandboxImages(ctx context.Context) ([]string, error) {
 	sandboxes, err := g.cfg.Sandboxes.ListPodSandbox(ctx, nil)
 	if err != nil {
 		return nil, fmt.Errorf("imagegc: list sandboxes: %w", err)
 	}
 	var refs []string
+	listed := make(map[string]bool, len(sandboxes))
 	for _, s := range sandboxes {
-		resp, err := g.cfg.Sandboxes.PodSandboxStatus(ctx, s.GetId(), true)
+		id := s.GetId()
+		listed[id] = true
+		resp, err := g.cfg.Sandboxes.PodSandboxStatus(ctx, id, true)
 		if errors.Is(err, core.ErrNotFound) {
+			delete(g.sandboxImage, id)
 			continue
 		}
 		if err != nil {
-			return nil, fmt.Errorf("imagegc: status of sandbox %s: %w", s.GetId(), err)
+			if ctx.Err() != nil {
+				return nil, fmt.Errorf("imagegc: status of sandbox %s: %w", id, err)
+			}
+			last, known := g.sandboxImage[id]
+			g.log.Warn("failed to get the status of a sandbox; counting it as running the image last seen for it",
+				zap.String("sandboxID", id), zap.String("image", last), zap.Error(err))
+			if known {
+				refs = append(refs, last)
+			}
+			continue
 		}
 		var info struct {
 			Image string `json:"image"`
 		}
 		if raw := resp.GetInfo()["info"]; raw != "" && json.Unmarshal([]byte(raw), &info) == nil && info.Image != "" {
 			refs = append(refs, info.Image)
+			g.sandboxImage[id] = info.Image
+		} else {
+			delete(g.sandboxImage, id)
+		}
+	}
+	for id := range g.sandboxImage {
+		if !listed[id] {
+			delete(g.sandboxImage, id)
 		}
 	}
 	return refs, nil

@@ -398,6 +398,49 @@ func TestDeleteUnusedImages(t *testing.T) {
 	}
 }
 
+// A sandbox whose status cannot be had is skipped, not the whole
+// detection; the image last seen for it stays in use, so the sandbox
+// image is not removed meanwhile. Once the sandbox is gone, so is its use.
+func TestSandboxStatusFailureKeepsLastImage(t *testing.T) {
+	clk := clocktesting.NewFakeClock(t0)
+	rt := newSim(t, clk)
+	const sandbox = "docker.io/library/sandbox:1"
+	e := &env{t: t, rt: rt, ids: map[string]string{}}
+	ctx := context.Background()
+	for _, ref := range []string{imgA, imgBusy, sandbox} {
+		e.add(ref, 1)
+	}
+	e.start(clk, func(c *imagegc.Config) { c.Sandboxes = sandboxImage{rt, sandbox} })
+	e.run("web", imgBusy)
+	if _, _, err := e.gc.Detect(ctx); err != nil {
+		t.Fatal(err)
+	}
+	clk.Step(time.Hour)
+	if err := rt.InjectFault("PodSandboxStatus", runtimetest.Fault{Err: fmt.Errorf("context deadline exceeded: %w", core.ErrUnavailable)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.gc.DeleteUnusedImages(ctx); err != nil {
+		t.Fatalf("one sandbox's status failing: %v", err)
+	}
+	if got, want := e.present(), []string{imgBusy, sandbox}; !slices.Equal(got, want) {
+		t.Errorf("left %q, want %q", got, want)
+	}
+	if n := rt.Calls("PodSandboxStatus"); n != 2 {
+		t.Errorf("PodSandboxStatus called %d times, want 2", n)
+	}
+
+	if err := rt.RemovePodSandbox(ctx, mustSandbox(t, rt)); err != nil {
+		t.Fatal(err)
+	}
+	clk.Step(time.Minute)
+	if err := e.gc.DeleteUnusedImages(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := e.present(); len(got) != 0 {
+		t.Errorf("left %q once the sandbox is gone", got)
+	}
+}
+
 func equalSet(a, b []string) bool {
 	a, b = slices.Clone(a), slices.Clone(b)
 	slices.Sort(a)
