@@ -73,10 +73,13 @@
 //
 // # Concurrency
 //
-// A GC is safe for concurrent use. Detections and collections run one at
-// a time: the eviction manager's DeleteUnusedImages waits for a periodic
-// collection under way, and the other way round. No goroutine is started
-// but by Run, which returns when ctx ends.
+// A GC is safe for concurrent use. Collections run one at a time, each
+// deciding on its own detection, so no image is removed or counted by
+// two: the eviction manager's DeleteUnusedImages waits for a periodic
+// collection under way, and the other way round, but only until its ctx
+// ends. Detections run one at a time too, and go on while a collection
+// removes images (which may take minutes on a busy runtime). No
+// goroutine is started but by Run, which returns when ctx ends.
 //
 // # Differences from the kubelet
 //

@@ -200,8 +200,10 @@ func (r Result) String() string {
 
 // GC is the kubelet's image garbage collector. It remembers when each
 // image was first detected and last seen in use, in memory, as the
-// kubelet does. Its methods are safe for concurrent use; collections and
-// detections run one at a time.
+// kubelet does. Its methods are safe for concurrent use. Collections run
+// one at a time, and so do detections; a detection runs while a
+// collection is removing images. A call waiting for another's collection
+// or detection returns when its ctx ends.
 type GC struct {
 	cfg     Config
 	policy  Policy
@@ -209,11 +211,32 @@ type GC struct {
 	log     *zap.Logger
 	removed *prometheus.CounterVec
 
-	mu      sync.Mutex        // one detection or collection at a time
+	// collecting is held through a collection, from its detection to its
+	// last removal, so that two never decide on the same images.
+	collecting chan struct{}
+	// mu is held through a detection, calls to the runtime included, and
+	// to read or change what follows; never through a removal.
+	mu      chan struct{}
 	records map[string]*Image // what is remembered between detections
 	// sandboxImage is the image last seen in each sandbox's status.
 	sandboxImage map[string]string
-	last         *Result
+
+	lastMu sync.Mutex
+	last   *Result
+}
+
+// acquire takes the one slot of sem, or returns ctx's error if ctx ends
+// first.
+func acquire(ctx context.Context, sem chan struct{}) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	select {
+	case sem <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // New returns a GC for cfg. Nothing runs until Run or a collection is
@@ -260,7 +283,8 @@ func New(cfg Config) (*GC, error) {
 		}
 		pinned[ref] = true
 	}
-	g := &GC{cfg: cfg, policy: policy, pinned: pinned, log: cfg.Logger, records: map[string]*Image{}, sandboxImage: map[string]string{},
+	g := &GC{cfg: cfg, policy: policy, pinned: pinned, log: cfg.Logger,
+		collecting: make(chan struct{}, 1), mu: make(chan struct{}, 1), records: map[string]*Image{}, sandboxImage: map[string]string{},
 		removed: prometheus.NewCounterVec(prometheus.CounterOpts{Subsystem: "kubelet", Name: "image_garbage_collected_total",
 			Help: "Total number of images garbage collected by the kubelet, whether through disk usage or image age."}, []string{"reason"}),
 	}
@@ -282,9 +306,7 @@ func (g *GC) Policy() Policy { return g.policy }
 // first; Run also detects every DetectPeriod, so that an image used only
 // between collections is known to have been used.
 func (g *GC) Detect(ctx context.Context) ([]Image, map[string]bool, error) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	images, inUse, err := g.detectLocked(ctx, g.cfg.Clock.Now())
+	_, images, inUse, err := g.detect(ctx)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -292,8 +314,20 @@ func (g *GC) Detect(ctx context.Context) ([]Image, map[string]bool, error) {
 	return images, inUse, nil
 }
 
+// detect waits for the detection under way, if any, and detects; now is
+// when it started.
+func (g *GC) detect(ctx context.Context) (now time.Time, images []Image, inUse map[string]bool, err error) {
+	if err := acquire(ctx, g.mu); err != nil {
+		return time.Time{}, nil, nil, fmt.Errorf("imagegc: waiting for the detection under way: %w", err)
+	}
+	defer func() { <-g.mu }()
+	now = g.cfg.Clock.Now()
+	images, inUse, err = g.detectLocked(ctx, now)
+	return now, images, inUse, err
+}
+
 // detectLocked updates the records at now and returns them with the IDs
-// in use.
+// in use; called with mu held.
 func (g *GC) detectLocked(ctx context.Context, now time.Time) ([]Image, map[string]bool, error) {
 	listed, err := g.cfg.Images.ListImages(ctx, nil)
 	if err != nil {
@@ -432,26 +466,34 @@ func (g *GC) sandboxImages(ctx context.Context) ([]string, error) {
 // down to LowThresholdPercent. Images in use, pinned, used now or younger
 // than MinAge stay.
 //
-// Errors: listing or measuring failed (the runtime's error class
-// wrapped); a *RemoveError for each image that could not be removed (the
-// others are still tried); ErrInvalidCapacity; a *SpaceError when not
-// enough could be freed. The Result lists what was deleted in every
-// case.
+// A collection under way (this one's or DeleteUnused's) is waited for,
+// until ctx ends; then the collection decides on its own detection.
+//
+// Errors: ctx's error when it ends while waiting; listing or measuring
+// failed (the runtime's error class wrapped); a *RemoveError for each
+// image that could not be removed (the others are still tried);
+// ErrInvalidCapacity; a *SpaceError when not enough could be freed. The
+// Result lists what was deleted in every case.
 func (g *GC) GarbageCollect(ctx context.Context) (Result, error) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	now := g.cfg.Clock.Now()
-	res := Result{Time: now, UsagePercent: -1}
+	res := Result{Time: g.cfg.Clock.Now(), UsagePercent: -1}
+	if err := acquire(ctx, g.collecting); err != nil {
+		return res, fmt.Errorf("imagegc: waiting for the collection under way: %w", err)
+	}
+	defer func() { <-g.collecting }()
 	defer g.keep(&res)
-	images, inUse, err := g.detectLocked(ctx, now)
+	now, images, inUse, err := g.detect(ctx)
 	if err != nil {
 		return res, err
 	}
+	res.Time = now
 	if g.policy.MaxAge > 0 {
 		plan := Decide(Input{Images: images, InUse: inUse, Now: now, Policy: g.policy})
 		if errs := g.remove(ctx, plan.Delete, &res); len(errs) > 0 {
 			return res, fmt.Errorf("imagegc: wanted to free images unused for longer than %s: %w", g.policy.MaxAge, errors.Join(errs...))
 		}
+		images = slices.DeleteFunc(images, func(img Image) bool {
+			return slices.ContainsFunc(plan.Delete, func(d Deletion) bool { return d.Image.ID == img.ID })
+		})
 	}
 	fs, err := g.measure(ctx)
 	if err != nil {
@@ -470,7 +512,7 @@ func (g *GC) GarbageCollect(ctx context.Context) (Result, error) {
 	g.log.Info("disk usage on image filesystem is over the high threshold, trying to free bytes down to the low threshold",
 		zap.Int("usage", usage), zap.Int("highThreshold", g.policy.HighThresholdPercent), zap.Uint64("amountToFree", toFree),
 		zap.Int("lowThreshold", g.policy.LowThresholdPercent))
-	freed, err := g.freeSpace(ctx, now, inUse, max(toFree, 1), &res)
+	freed, err := g.freeSpace(ctx, now, images, inUse, max(toFree, 1), &res)
 	if err != nil {
 		return res, err
 	}
@@ -485,18 +527,22 @@ func (g *GC) GarbageCollect(ctx context.Context) (Result, error) {
 // DeleteUnused detects the images and deletes every one the policy lets
 // go for space: not in use, not pinned, not younger than MinAge. It is
 // the eviction manager's node-level reclaim for the image filesystem;
-// MaxAge plays no part. Errors are GarbageCollect's, less the space ones.
+// MaxAge plays no part. Like GarbageCollect, it waits for a collection
+// under way only until ctx ends. Errors are GarbageCollect's, less the
+// space ones.
 func (g *GC) DeleteUnused(ctx context.Context) (Result, error) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	now := g.cfg.Clock.Now()
-	res := Result{Time: now, UsagePercent: -1, BytesToFree: AllBytes}
+	res := Result{Time: g.cfg.Clock.Now(), UsagePercent: -1, BytesToFree: AllBytes}
+	if err := acquire(ctx, g.collecting); err != nil {
+		return res, fmt.Errorf("imagegc: waiting for the collection under way: %w", err)
+	}
+	defer func() { <-g.collecting }()
 	defer g.keep(&res)
-	_, inUse, err := g.detectLocked(ctx, now)
+	now, images, inUse, err := g.detect(ctx)
 	if err != nil {
 		return res, err
 	}
-	_, err = g.freeSpace(ctx, now, inUse, AllBytes, &res)
+	res.Time = now
+	_, err = g.freeSpace(ctx, now, images, inUse, AllBytes, &res)
 	return res, err
 }
 
@@ -511,49 +557,48 @@ func (g *GC) DeleteUnusedImages(ctx context.Context) error {
 
 // Last returns the latest collection's Result; false before the first.
 func (g *GC) Last() (Result, bool) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
+	g.lastMu.Lock()
+	defer g.lastMu.Unlock()
 	if g.last == nil {
 		return Result{}, false
 	}
 	return *g.last, true
 }
 
-// keep makes res the latest result; called with mu held.
+// keep makes res the latest result.
 func (g *GC) keep(res *Result) {
 	r := *res
+	g.lastMu.Lock()
+	defer g.lastMu.Unlock()
 	g.last = &r
 }
 
-// freeSpace deletes for space, least recently used first, until the
-// deletions have freed toFree; an image that cannot be removed is left
-// and the next one is tried, as the kubelet does. It returns the bytes
-// freed and the removal errors joined.
-func (g *GC) freeSpace(ctx context.Context, now time.Time, inUse map[string]bool, toFree uint64, res *Result) (uint64, error) {
+// freeSpace deletes images, of those the collection detected, for space,
+// least recently used first, until the deletions have freed toFree; an
+// image that cannot be removed is left and the next one is tried, as the
+// kubelet does. It returns the bytes freed and the removal errors joined.
+func (g *GC) freeSpace(ctx context.Context, now time.Time, images []Image, inUse map[string]bool, toFree uint64, res *Result) (uint64, error) {
 	p := g.policy
 	p.MaxAge = 0 // ages were dealt with already
-	failed := map[string]bool{}
+	tried := map[string]bool{}
 	var freed uint64
 	var errs []error
 	for freed < toFree {
-		var images []Image
-		for id, rec := range g.records {
-			if !failed[id] {
-				images = append(images, *rec)
+		var left []Image
+		for _, img := range images {
+			if !tried[img.ID] {
+				left = append(left, img)
 			}
 		}
-		plan := Decide(Input{Images: images, InUse: inUse, Now: now, Policy: p, BytesToFree: toFree - freed})
+		plan := Decide(Input{Images: left, InUse: inUse, Now: now, Policy: p, BytesToFree: toFree - freed})
 		if len(plan.Delete) == 0 {
 			break
 		}
 		before := res.BytesFreed
 		more := g.remove(ctx, plan.Delete, res)
 		freed += res.BytesFreed - before
-		for _, err := range more {
-			var re *RemoveError
-			if errors.As(err, &re) {
-				failed[re.Image.ID] = true
-			}
+		for _, d := range plan.Delete {
+			tried[d.Image.ID] = true // removed, or failed to be
 		}
 		errs = append(errs, more...)
 		if len(more) == 0 || ctx.Err() != nil {
@@ -584,7 +629,12 @@ func (g *GC) remove(ctx context.Context, dels []Deletion, res *Result) []error {
 			errs = append(errs, &RemoveError{Image: d.Image, Reason: d.Reason, Err: err})
 			continue
 		}
-		delete(g.records, d.Image.ID)
+		// Forgotten, so that the image pulled again is new. Should ctx
+		// end first, the next detection forgets it, not finding it.
+		if acquire(ctx, g.mu) == nil {
+			delete(g.records, d.Image.ID)
+			<-g.mu
+		}
 		g.removed.WithLabelValues(string(d.Reason)).Inc()
 		res.Deleted = append(res.Deleted, d)
 		res.BytesFreed = addSat(res.BytesFreed, d.Image.Size)

@@ -441,6 +441,96 @@ func TestSandboxStatusFailureKeepsLastImage(t *testing.T) {
 	}
 }
 
+// The eviction manager's reclaim does not wait behind a periodic
+// collection stuck removing an image: it gives up when its ctx ends.
+// Detections go on meanwhile. A reclaim that does wait runs after the
+// collection, on what is left: no image is removed or counted twice.
+func TestReclaimDoesNotWaitBehindSlowRemoval(t *testing.T) {
+	clk := clocktesting.NewFakeClock(t0)
+	rt := newSim(t, clk)
+	e := newEnv(t, clk, rt, func(c *imagegc.Config) {
+		c.Policy = &imagegc.Policy{HighThresholdPercent: 85, LowThresholdPercent: 80}
+		c.Statfs = simFs(t, rt, 10*mi)
+	})
+	e.add(imgA, 5)
+	e.add(imgB, 4) // 90 % used: 1 MiB to free, one image
+	if clk.HasWaiters() {
+		t.Fatal("the clock has waiters before the collection")
+	}
+	if err := rt.InjectFault("RemoveImage", runtimetest.Fault{Delay: 10 * time.Minute, Times: 1}); err != nil {
+		t.Fatal(err)
+	}
+	type outcome struct {
+		res imagegc.Result
+		err error
+	}
+	periodic := make(chan outcome, 1)
+	go func() {
+		res, err := e.gc.GarbageCollect(context.Background())
+		periodic <- outcome{res, err}
+	}()
+	deadline := time.Now().Add(10 * time.Second)
+	for !clk.HasWaiters() { // the removal waits on the clock
+		if time.Now().After(deadline) {
+			t.Fatal("the collection never reached RemoveImage")
+		}
+		time.Sleep(time.Millisecond)
+	}
+
+	// Meanwhile, within a (real) moment: detections run, and a reclaim
+	// whose ctx ends returns ctx's error.
+	within := func(what string, f func(ctx context.Context) error) error {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+		defer cancel()
+		done := make(chan error, 1)
+		go func() { done <- f(ctx) }()
+		select {
+		case err := <-done:
+			return err
+		case <-time.After(10 * time.Second):
+			clk.Step(10 * time.Minute) // let the collection end, and f with it
+			<-done
+			t.Fatalf("%s waited for the collection's removal", what)
+			return nil
+		}
+	}
+	if err := within("Detect", func(ctx context.Context) error { _, _, err := e.gc.Detect(ctx); return err }); err != nil {
+		t.Errorf("Detect during the removal: %v", err)
+	}
+	if err := within("DeleteUnusedImages", e.gc.DeleteUnusedImages); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("DeleteUnusedImages whose ctx ended: %v, want context.DeadlineExceeded", err)
+	}
+	if _, ok := e.gc.Last(); ok {
+		t.Error("a reclaim that never ran is the last result")
+	}
+
+	reclaim := make(chan outcome, 1)
+	go func() {
+		res, err := e.gc.DeleteUnused(context.Background())
+		reclaim <- outcome{res, err}
+	}()
+	clk.Step(10 * time.Minute)
+	first := <-periodic
+	second := <-reclaim
+	if first.err != nil || len(first.res.Deleted) != 1 || second.err != nil || len(second.res.Deleted) != 1 {
+		t.Fatalf("collection: %v %v; reclaim after it: %v %v", first.err, deleted(first.res), second.err, deleted(second.res))
+	}
+	if a, b := first.res.Deleted[0].Image.ID, second.res.Deleted[0].Image.ID; a == b {
+		t.Errorf("both deleted %s", a)
+	}
+	if got := first.res.BytesFreed + second.res.BytesFreed; got != 9*mi {
+		t.Errorf("freed %d bytes in all, want %d", got, 9*mi)
+	}
+	if n := rt.Calls("RemoveImage"); n != 2 {
+		t.Errorf("RemoveImage called %d times, want 2", n)
+	}
+	if len(e.present()) != 0 {
+		t.Errorf("left %q", e.present())
+	}
+	collected(t, e.reg, "kubelet_image_garbage_collected_total{reason=\"space\"} 2\n")
+}
+
 func equalSet(a, b []string) bool {
 	a, b = slices.Clone(a), slices.Clone(b)
 	slices.Sort(a)
