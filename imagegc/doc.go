@@ -57,9 +57,10 @@
 // deleted, why, and the bytes freed.
 //
 // Run collects at once and every Period (5 minutes, the kubelet's
-// ImageGCPeriod) and detects every DetectPeriod in between; the second
-// failed collection in a row, and each one after, is an ImageGCFailed
-// event. With HighThresholdPercent 100 and no MaxAge, the kubelet's way
+// ImageGCPeriod) and detects in between whenever DetectPeriod has passed
+// since the latest detection, a collection's included: with the defaults
+// the collections' own detections are all there is. The second failed
+// collection in a row, and each one after, is an ImageGCFailed event. With HighThresholdPercent 100 and no MaxAge, the kubelet's way
 // to turn image garbage collection off, Run only detects, so that
 // DeleteUnusedImages still knows the images' ages.
 //

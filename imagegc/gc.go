@@ -73,8 +73,8 @@ const (
 	// DefaultPeriod is how often Run collects (the kubelet's
 	// ImageGCPeriod).
 	DefaultPeriod = 5 * time.Minute
-	// DefaultDetectPeriod is how often Run lists the images and what uses
-	// them between collections, so that last-used times stay current.
+	// DefaultDetectPeriod is how long Run lets pass without listing the
+	// images and what uses them, so that last-used times stay current.
 	DefaultDetectPeriod = 5 * time.Minute
 )
 
@@ -107,7 +107,8 @@ type Config struct {
 	PinnedImages []string
 	// Period of Run's collections: default DefaultPeriod.
 	Period time.Duration
-	// DetectPeriod of Run's detections between collections: default
+	// DetectPeriod: Run detects between collections once this long has
+	// passed since the latest detection, whoever made it: default
 	// DefaultDetectPeriod.
 	DetectPeriod time.Duration
 	// Recorder records the kubelet's events (InvalidDiskCapacity,
@@ -221,8 +222,9 @@ type GC struct {
 	// sandboxImage is the image last seen in each sandbox's status.
 	sandboxImage map[string]string
 
-	lastMu sync.Mutex
-	last   *Result
+	lastMu     sync.Mutex
+	last       *Result
+	lastDetect time.Time // when the latest detection ended
 }
 
 // acquire takes the one slot of sem, or returns ctx's error if ctx ends
@@ -303,8 +305,9 @@ func (g *GC) Policy() Policy { return g.policy }
 // times: a new image is first detected now, one in use is last used now,
 // one gone is forgotten. It returns the images as they now stand, least
 // recently used first, and the IDs of those in use. Collections detect
-// first; Run also detects every DetectPeriod, so that an image used only
-// between collections is known to have been used.
+// first; Run also detects when DetectPeriod has passed since the latest
+// detection, so that an image used only between collections is known to
+// have been used. A detection under way is waited for until ctx ends.
 func (g *GC) Detect(ctx context.Context) ([]Image, map[string]bool, error) {
 	_, images, inUse, err := g.detect(ctx)
 	if err != nil {
@@ -323,7 +326,20 @@ func (g *GC) detect(ctx context.Context) (now time.Time, images []Image, inUse m
 	defer func() { <-g.mu }()
 	now = g.cfg.Clock.Now()
 	images, inUse, err = g.detectLocked(ctx, now)
+	end := g.cfg.Clock.Now()
+	g.lastMu.Lock()
+	g.lastDetect = end
+	g.lastMu.Unlock()
 	return now, images, inUse, err
+}
+
+// untilDetect is how long until a detection is due: DetectPeriod after
+// the latest one ended, whoever made it.
+func (g *GC) untilDetect() time.Duration {
+	g.lastMu.Lock()
+	last := g.lastDetect
+	g.lastMu.Unlock()
+	return g.cfg.DetectPeriod - g.cfg.Clock.Since(last)
 }
 
 // detectLocked updates the records at now and returns them with the IDs
@@ -668,8 +684,9 @@ func (g *GC) event(reason, message string) {
 	}
 }
 
-// Run collects every Period, starting at once, and detects every
-// DetectPeriod in between, until ctx ends; it returns ctx's error. When
+// Run collects every Period, starting at once, and detects in between
+// once DetectPeriod has passed since the latest detection (a collection's,
+// a caller's or its own), until ctx ends; it returns ctx's error. When
 // the policy turns periodic collection off (Policy.Periodic), it only
 // detects, so that DeleteUnusedImages still knows the images' ages.
 // Failures are logged; the second failed collection in a row and every
@@ -679,7 +696,7 @@ func (g *GC) Run(ctx context.Context) error {
 	if !periodic {
 		g.log.Info("image garbage collection is off (HighThresholdPercent 100, no MaxAge): detecting only")
 	}
-	detect := g.cfg.Clock.NewTicker(g.cfg.DetectPeriod)
+	detect := g.cfg.Clock.NewTimer(g.cfg.DetectPeriod)
 	defer detect.Stop()
 	var collect <-chan time.Time
 	if periodic {
@@ -713,13 +730,21 @@ func (g *GC) Run(ctx context.Context) error {
 	}
 	round()
 	for {
+		detect.Reset(g.untilDetect())
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-collect:
 			round()
 		case <-detect.C():
-			g.detectOnly(ctx)
+			select {
+			case <-collect: // due as well: the collection detects
+				round()
+			default:
+				if g.untilDetect() <= 0 { // else another detection came in between
+					g.detectOnly(ctx)
+				}
+			}
 		}
 	}
 }

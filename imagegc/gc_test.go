@@ -777,7 +777,7 @@ func TestRunDetectsOnlyWhenOff(t *testing.T) {
 		time.Sleep(11 * time.Minute)
 		synctest.Wait()
 		if n, l := rt.Calls("ImageFsInfo"), rt.Calls("ListImages"); n != 0 || l != 5 {
-			t.Errorf("ImageFsInfo %d, ListImages %d: want 0 and 5 (detections at 0, 5, 10 min, the reclaim and the test's look)", n, l)
+			t.Errorf("ImageFsInfo %d, ListImages %d: want 0 and 5 (detections at 0, 6 and 11 min, 5 after the reclaim at 1 min; the reclaim; the test's look)", n, l)
 		}
 		if err := e.gc.DeleteUnusedImages(context.Background()); err != nil {
 			t.Fatal(err)
@@ -785,5 +785,62 @@ func TestRunDetectsOnlyWhenOff(t *testing.T) {
 		if got := e.present(); len(got) != 0 {
 			t.Fatalf("left %q", got)
 		}
+	})
+}
+
+// With the default periods, collections and detections fall due together:
+// a collection detects, and no detection follows it. A detection made
+// otherwise (here the caller's) puts the next one off by DetectPeriod.
+func TestRunDetectsOncePerDetectPeriod(t *testing.T) {
+	t.Run("defaults", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			rt := newSim(t, nil)
+			e := newEnv(t, clock.RealClock{}, rt, func(c *imagegc.Config) {
+				c.Statfs = func(string) (imagegc.FsStats, error) {
+					return imagegc.FsStats{CapacityBytes: 100 * mi, AvailableBytes: 90 * mi}, nil
+				}
+			})
+			e.add(imgA, 1)
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan error, 1)
+			go func() { done <- e.gc.Run(ctx) }()
+			time.Sleep(20*time.Minute + 30*time.Second)
+			synctest.Wait()
+			if l, f := rt.Calls("ListImages"), rt.Calls("ImageFsInfo"); l != 5 || f != 5 {
+				t.Errorf("by 20m30s: ListImages %d, ImageFsInfo %d; want 5 and 5 (collections at 0, 5, 10, 15, 20m, each detecting once)", l, f)
+			}
+			cancel()
+			<-done
+		})
+	})
+	t.Run("after a detection of the caller's", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			rt := newSim(t, nil)
+			e := newEnv(t, clock.RealClock{}, rt, func(c *imagegc.Config) { c.Period, c.DetectPeriod = time.Hour, time.Minute })
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan error, 1)
+			go func() { done <- e.gc.Run(ctx) }()
+			time.Sleep(30 * time.Second)
+			if _, _, err := e.gc.Detect(ctx); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(45 * time.Second) // 1m15s
+			synctest.Wait()
+			if n := rt.Calls("ListImages"); n != 2 {
+				t.Errorf("by 1m15s: ListImages %d, want 2 (the collection at 0 and the caller's detection at 30s)", n)
+			}
+			time.Sleep(30 * time.Second) // 1m45s
+			synctest.Wait()
+			if n := rt.Calls("ListImages"); n != 3 {
+				t.Errorf("by 1m45s: ListImages %d, want 3 (and Run's detection at 1m30s)", n)
+			}
+			time.Sleep(time.Minute) // 2m45s
+			synctest.Wait()
+			if n := rt.Calls("ListImages"); n != 4 {
+				t.Errorf("by 2m45s: ListImages %d, want 4 (and Run's detection at 2m30s)", n)
+			}
+			cancel()
+			<-done
+		})
 	})
 }
