@@ -479,26 +479,26 @@ func TestReclaimDoesNotWaitBehindSlowRemoval(t *testing.T) {
 
 	// Meanwhile, within a (real) moment: detections run, and a reclaim
 	// whose ctx ends returns ctx's error.
-	within := func(what string, f func(ctx context.Context) error) error {
+	within := func(what string, timeout time.Duration, f func(ctx context.Context) error) error {
 		t.Helper()
-		ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
 		defer cancel()
 		done := make(chan error, 1)
 		go func() { done <- f(ctx) }()
 		select {
 		case err := <-done:
 			return err
-		case <-time.After(10 * time.Second):
+		case <-time.After(20 * time.Second):
 			clk.Step(10 * time.Minute) // let the collection end, and f with it
 			<-done
 			t.Fatalf("%s waited for the collection's removal", what)
 			return nil
 		}
 	}
-	if err := within("Detect", func(ctx context.Context) error { _, _, err := e.gc.Detect(ctx); return err }); err != nil {
+	if err := within("Detect", 10*time.Second, func(ctx context.Context) error { _, _, err := e.gc.Detect(ctx); return err }); err != nil {
 		t.Errorf("Detect during the removal: %v", err)
 	}
-	if err := within("DeleteUnusedImages", e.gc.DeleteUnusedImages); !errors.Is(err, context.DeadlineExceeded) {
+	if err := within("DeleteUnusedImages", 50*time.Millisecond, e.gc.DeleteUnusedImages); !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("DeleteUnusedImages whose ctx ended: %v, want context.DeadlineExceeded", err)
 	}
 	if _, ok := e.gc.Last(); ok {
