@@ -60,8 +60,14 @@ type ManagerConfig struct {
 	// Pods lists the active pods. Required.
 	Pods ActivePodLister
 	// SourcesReady reports whether every pod source has delivered its
-	// pods once. Until it does, no CPUs are taken back from pods missing
-	// from Pods: after a restart they may just not be known yet. Nil:
+	// pods once and the pods so delivered have all been offered to
+	// admission: the kubelet marks a source seen only after its sync loop
+	// handled the source's update. Until it does, no CPUs are taken back
+	// from pods missing from Pods: after a restart they may just not be
+	// admitted again yet, and a running pod whose CPUs went to another
+	// would be moved by the next reconcile. A SourcesReady that turns true
+	// as soon as the sources sent their pods (staticpod.Merger's AllReady)
+	// is too early while the sync loop admits them one by one. Nil:
 	// always ready.
 	SourcesReady func() bool
 	// ReconcilePeriod is the time between two reconciles. Default

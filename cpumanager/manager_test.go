@@ -443,3 +443,87 @@ func TestNewManagerValidates(t *testing.T) {
 		t.Errorf("minimal config: %v", err)
 	}
 }
+
+// After a restart the sync loop admits the pods again one at a time. While
+// the sources are not ready (in the kubelet's sense: not every pod they
+// sent has been offered to admission yet), admitting a pod takes no CPUs
+// back from the pods not admitted again yet; and a pod whose assignment
+// the checkpoint holds gets the same CPUs back, even with no CPU free for
+// a new allocation. Once the sources are ready, the CPUs of pods gone are
+// released.
+func TestManagerKeepsCPUsAcrossARestart(t *testing.T) {
+	dir := t.TempDir()
+	desc := cpumanager.TopologyDescription{Sockets: 1, NUMANodesPerSocket: 1, CoresPerNUMANode: 8, ThreadsPerCore: 1}
+	ready := func() bool { return true }
+	start := func(pods *podList) *cpumanager.Manager {
+		t.Helper()
+		alloc, err := cpumanager.NewAllocator(cpumanager.AllocatorConfig{Policy: staticPolicy(t, desc, nil), StateDir: dir})
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := cpumanager.NewManager(cpumanager.ManagerConfig{Allocator: alloc, Runtime: newSimRuntime(t), Pods: pods,
+			SourcesReady: func() bool { return ready() }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	admit := func(m *cpumanager.Manager, pods *podList, p *v1.Pod) string {
+		t.Helper()
+		pods.set(append(pods.ActivePods(), p)...)
+		if r := m.Admit(cpumanager.AdmitAttributes{Pod: p}); !r.Admit {
+			t.Fatalf("%s refused: %+v", p.Name, r)
+		}
+		cpus, _ := m.ContainerCPUs(p, &p.Spec.Containers[0])
+		return cpus
+	}
+	a, filler, b, c := podOf("a", "2"), podOf("filler", "2"), podOf("b", "2"), podOf("c", "3")
+
+	pods := &podList{}
+	m := start(pods)
+	for _, p := range []*v1.Pod{a, filler, b} {
+		admit(m, pods, p)
+	}
+	pods.set(a, b) // the filler is gone
+	if res, err := m.Reconcile(context.Background()); err != nil || res.Released != 1 {
+		t.Fatalf("filler's release: %+v %v", res, err)
+	}
+	before := m.Allocator().State()
+	if got := before.DefaultCPUSet.String(); got != "0,3-4,7" {
+		t.Fatalf("shared pool before the restart: %s", got)
+	}
+
+	// The restart: the sources sent a, c and b; the loop admits them in
+	// turn.
+	done := false
+	ready = func() bool { return done }
+	pods = &podList{}
+	m = start(pods)
+	if got := admit(m, pods, a); got != "1-2" {
+		t.Errorf("a: %s after the restart, 1-2 before", got)
+	}
+	if got := admit(m, pods, c); got != "3-4,7" {
+		t.Errorf("c: %s, want the free 3-4,7", got)
+	}
+	if got := admit(m, pods, b); got != "5-6" { // no CPU is free: b's are its own
+		t.Errorf("b: %s after the restart, 5-6 before", got)
+	}
+	done = true
+	if res, err := m.Reconcile(context.Background()); err != nil || res.Released != 0 {
+		t.Errorf("reconcile with every pod admitted again: %+v %v", res, err)
+	}
+	pods.set(a, c) // b leaves
+	if res, err := m.Reconcile(context.Background()); err != nil || res.Released != 1 ||
+		m.Allocator().State().DefaultCPUSet.String() != "0,5-6" {
+		t.Errorf("b's release: %+v %v, pool %s", res, err, m.Allocator().State().DefaultCPUSet)
+	}
+}
+
+func newSimRuntime(t *testing.T) *runtimetest.Runtime {
+	t.Helper()
+	rt, err := runtimetest.New(runtimetest.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rt
+}

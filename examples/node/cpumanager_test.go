@@ -2,6 +2,7 @@ package node_test
 
 import (
 	"context"
+	"errors"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -20,6 +21,8 @@ import (
 	"github.com/nodekit/nodekit/cpumanager"
 	"github.com/nodekit/nodekit/examples/node"
 	"github.com/nodekit/nodekit/internal/testenv"
+	"github.com/nodekit/nodekit/runtimetest"
+	"github.com/nodekit/nodekit/staticpod"
 )
 
 // cpuPod is a host-network pod of one container "app"; with cpu set it is
@@ -242,4 +245,100 @@ func TestCPUManagerOnContainerd(t *testing.T) {
 	waitFor(t, time.Minute, "the pods to stop", func() bool {
 		return runningContainer(t, e.rt, early.UID) == "" && runningContainer(t, e.rt, late.UID) == "" && runningContainer(t, e.rt, pinned.UID) == ""
 	})
+}
+
+// A restart keeps every running pod on its CPUs. Pods a, filler and b take
+// 1-2, 3-4 and 5-6 of eight CPUs (CPU 0 reserved); filler leaves, so 3-4
+// are free. The agent restarts and its file source gives a and b back in
+// one snapshot: the sources count as ready as soon as it is sent (a
+// staticpod.Merger's AllReady), while the loop still admits the pods one
+// after the other. Admitting a must not take b, not admitted yet, for a
+// pod gone: b keeps 5-6 in the checkpoint and in the runtime (rather than
+// being moved to 3-4 while it runs). CPUs are still released after the
+// restart: once a leaves, 1-2 return to the shared pool.
+func TestCPUManagerKeepsCPUsAcrossARestart(t *testing.T) {
+	topo, err := cpumanager.NewTopology(cpumanager.TopologyDescription{Sockets: 1, NUMANodesPerSocket: 1, CoresPerNUMANode: 8, ThreadsPerCore: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rt, err := runtimetest.New(runtimetest.Config{Images: []string{"busybox"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stateDir, logs := t.TempDir(), t.TempDir()
+	// start runs an agent on rt until stop is called.
+	start := func() (n *node.Node, m *staticpod.Merger, stop func()) {
+		t.Helper()
+		m, err := staticpod.NewMerger(staticpod.MergerConfig{Sources: []string{core.SourceFile}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		n, err = node.New(node.Config{Runtime: rt, PodLogsRoot: logs, Updates: m.Updates(), SourcesReady: m.AllReady,
+			Node:       func() (*v1.Node, error) { return allocatable("8"), nil },
+			CPUManager: &cpumanager.ManagerConfig{Allocator: staticAllocator(t, topo, stateDir), ReconcilePeriod: time.Minute},
+			Logger:     zaptest.NewLogger(t)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- n.Run(ctx) }()
+		stopped := false
+		stop = func() {
+			if stopped {
+				return
+			}
+			stopped = true
+			cancel()
+			if err := <-done; !errors.Is(err, context.Canceled) {
+				t.Error(err)
+			}
+		}
+		t.Cleanup(stop)
+		return n, m, stop
+	}
+	set := func(m *staticpod.Merger, pods ...*v1.Pod) {
+		t.Helper()
+		if err := m.Set(context.Background(), core.SourceFile, pods); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cpusOf := func(uid k8stypes.UID) string {
+		if id := runningContainer(t, rt, uid); id != "" {
+			return runtimeCPUs(t, rt, id)
+		}
+		return "(not running)"
+	}
+	assigned := func(n *node.Node, uid k8stypes.UID) string {
+		return n.CPUs.Allocator().ExclusiveCPUs(string(uid), "app").String()
+	}
+	a, filler, b := cpuPod("a", "busybox", "2"), cpuPod("filler", "busybox", "2"), cpuPod("b", "busybox", "2")
+
+	first, m, stop := start()
+	set(m, a, filler, b)
+	for uid, want := range map[k8stypes.UID]string{a.UID: "1-2", filler.UID: "3-4", b.UID: "5-6"} {
+		waitFor(t, 10*time.Second, string(uid)+" running on "+want, func() bool { return cpusOf(uid) == want })
+	}
+	set(m, a, b)
+	waitFor(t, 10*time.Second, "the filler's CPUs back in the shared pool", func() bool {
+		return cpusOf(filler.UID) == "(not running)" && first.CPUs.Allocator().State().DefaultCPUSet.String() == "0,3-4,7"
+	})
+	stop()
+
+	second, m, _ := start()
+	set(m, a, b)
+	waitFor(t, 10*time.Second, "both pods admitted", func() bool { return len(second.Loop.ActivePods()) == 2 })
+	set(m, b)
+	waitFor(t, 10*time.Second, "a's CPUs back in the shared pool", func() bool {
+		return cpusOf(a.UID) == "(not running)" && assigned(second, a.UID) == ""
+	})
+	if got := assigned(second, b.UID); got != "5-6" {
+		t.Errorf("b was given %s after the restart, want 5-6 as before", got)
+	}
+	if got := cpusOf(b.UID); got != "5-6" {
+		t.Errorf("b runs on %s after the restart, want 5-6 as before", got)
+	}
+	if got := second.CPUs.Allocator().State().DefaultCPUSet.String(); got != "0-4,7" {
+		t.Errorf("shared pool %s, want 0-4,7", got)
+	}
 }

@@ -17,6 +17,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -52,7 +53,9 @@ type Config struct {
 	// Updates are the pod sources' changes. Required.
 	Updates <-chan core.PodUpdate
 	// SourcesReady reports whether every source delivered its pods once.
-	// Nil: always.
+	// Once it returns true, the updates of those first deliveries must be
+	// on Updates already (staticpod.Merger's AllReady waits for a Set in
+	// progress). Nil: always.
 	SourcesReady func() bool
 	// Node returns the node object that admission fits pods to.
 	// Default: LocalNode, read once.
@@ -113,7 +116,13 @@ type Config struct {
 	// Registerer when unset, then builds the cpumanager.Manager (Node.CPUs)
 	// that allocates CPUs at admission (the last admission handler),
 	// gives each container its cpuset at creation and runs the reconcile
-	// loop; it is woken whenever pods leave the active set.
+	// loop; it is woken whenever pods leave the active set. The Manager's
+	// SourcesReady holds, as the kubelet's, only once the loop has handled
+	// what the sources sent: from the first housekeeping round that finds
+	// the sources ready (the SourcesReady given here, else
+	// Config.SourcesReady) and nothing left on Updates. Until then no CPUs
+	// are taken back, so that after a restart a running pod not yet
+	// admitted again keeps its CPUs while the pods before it are admitted.
 	CPUManager *cpumanager.ManagerConfig
 	// Eviction, if set with an EvictionObserver, runs node-pressure
 	// eviction: pods are evicted through their workers (status Failed,
@@ -186,6 +195,12 @@ type Node struct {
 	sourcesReady func() bool
 	clock        clock.WithTicker
 	log          *zap.Logger
+
+	// cpuSynced is the CPU manager's SourcesReady: set at housekeeping
+	// once cpuReady holds and updates is empty.
+	cpuSynced atomic.Bool
+	cpuReady  func() bool
+	updates   <-chan core.PodUpdate
 }
 
 // New wires the subsystems for cfg. Nothing runs until Run.
@@ -620,9 +635,11 @@ func (n *Node) housekeepers() []syncloop.Housekeeper {
 func newCPUManager(mc cpumanager.ManagerConfig, cfg Config, n *Node) (*cpumanager.Manager, error) {
 	mc.Runtime = cfg.Runtime
 	mc.Pods = cpumanager.ActivePodsFunc(func() []*v1.Pod { return n.Loop.ActivePods() })
-	if mc.SourcesReady == nil {
-		mc.SourcesReady = cfg.SourcesReady
+	n.cpuReady, n.updates = mc.SourcesReady, cfg.Updates
+	if n.cpuReady == nil {
+		n.cpuReady = cfg.SourcesReady
 	}
+	mc.SourcesReady = n.cpuSynced.Load
 	if mc.Clock == nil {
 		mc.Clock = cfg.Clock
 	}
@@ -638,7 +655,17 @@ func newCPUManager(mc cpumanager.ManagerConfig, cfg Config, n *Node) (*cpumanage
 // housekeepCPUs wakes the CPU manager when the active pods changed, so
 // that the CPUs of pods gone return to the shared pool (and the shared
 // containers grow) without waiting for its reconcile period.
+//
+// It also tells the CPU manager when the sources are ready in the
+// kubelet's sense: a source counts once the loop handled its first
+// update. It runs on the loop's goroutine, between two updates: when the
+// sources are ready (so their first updates were sent) and then nothing
+// is left on Updates, the loop has handled them all.
 func (n *Node) housekeepCPUs(context.Context) error {
+	if !n.cpuSynced.Load() && n.cpuReady() && len(n.updates) == 0 {
+		n.cpuSynced.Store(true)
+		n.CPUs.Wake()
+	}
 	active := n.Loop.ActivePods()
 	ids := make([]string, 0, len(active))
 	for _, p := range active {
