@@ -19,10 +19,12 @@ import (
 
 	"github.com/nodekit/nodekit/core"
 	"github.com/nodekit/nodekit/cpumanager"
+	"github.com/nodekit/nodekit/eviction"
 	"github.com/nodekit/nodekit/examples/node"
 	"github.com/nodekit/nodekit/internal/testenv"
 	"github.com/nodekit/nodekit/runtimetest"
 	"github.com/nodekit/nodekit/staticpod"
+	"github.com/nodekit/nodekit/syncloop"
 )
 
 // cpuPod is a host-network pod of one container "app"; with cpu set it is
@@ -340,5 +342,61 @@ func TestCPUManagerKeepsCPUsAcrossARestart(t *testing.T) {
 	}
 	if got := second.CPUs.Allocator().State().DefaultCPUSet.String(); got != "0-4,7" {
 		t.Errorf("shared pool %s, want 0-4,7", got)
+	}
+}
+
+// pidObserver reports the node's process IDs: nearly all taken when busy.
+type pidObserver struct{ busy bool }
+
+func (o *pidObserver) Observe(context.Context) (eviction.Observations, error) {
+	used := uint64(100)
+	if o.busy {
+		used = 990
+	}
+	return eviction.Observations{PIDs: eviction.PIDStats{Time: time.Now(), MaxPID: 1000, NumProcesses: used}}, nil
+}
+
+// The admission handlers run in the kubelet's order: eviction's, then the
+// CPU manager's allocation, then node fit. A Guaranteed pod asking for
+// four CPUs, on a node whose allocatable cpu is 2 and where three CPUs can
+// be given exclusively, fails both node fit and CPU allocation: it is
+// refused for the allocation, as the kubelet refuses it; under PID
+// pressure it is refused by eviction.
+func TestAdmissionOrderWithTheCPUManager(t *testing.T) {
+	topo, err := cpumanager.NewTopology(cpumanager.TopologyDescription{Sockets: 1, NUMANodesPerSocket: 1, CoresPerNUMANode: 4, ThreadsPerCore: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	policy, err := eviction.NewPolicy(eviction.Config{EvictionHard: map[string]string{"pid.available": "50"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rt, err := runtimetest.New(runtimetest.Config{Images: []string{"busybox"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	obs := &pidObserver{}
+	n, err := node.New(node.Config{Runtime: rt, PodLogsRoot: t.TempDir(), Updates: make(chan core.PodUpdate),
+		Node:       func() (*v1.Node, error) { return allocatable("2"), nil },
+		CPUManager: &cpumanager.ManagerConfig{Allocator: staticAllocator(t, topo, t.TempDir())},
+		Eviction:   policy, EvictionObserver: obs, Logger: zaptest.NewLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	big := cpuPod("big", "busybox", "4")
+	got := n.Admission.Admit(syncloop.AdmitAttributes{Pod: big})
+	want := syncloop.AdmitResult{Reason: "UnexpectedAdmissionError",
+		Message: "Allocate failed due to not enough cpus available to satisfy request: requested=4, available=3, which is unexpected"}
+	if got != want {
+		t.Errorf("got %+v\nwant %+v", got, want)
+	}
+
+	obs.busy = true
+	if _, _, err := n.Evictions.Synchronize(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	got = n.Admission.Admit(syncloop.AdmitAttributes{Pod: big})
+	if got.Admit || got.Reason != "Evicted" || got.Message != "The node had condition: [PIDPressure]. " {
+		t.Errorf("under PID pressure: %+v", got)
 	}
 }

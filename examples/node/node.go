@@ -114,15 +114,16 @@ type Config struct {
 	// Give its Allocator (and ReconcilePeriod); the Node fills in Runtime,
 	// Pods (the loop's active pods) and SourcesReady, and Clock, Logger and
 	// Registerer when unset, then builds the cpumanager.Manager (Node.CPUs)
-	// that allocates CPUs at admission (the last admission handler),
-	// gives each container its cpuset at creation and runs the reconcile
-	// loop; it is woken whenever pods leave the active set. The Manager's
-	// SourcesReady holds, as the kubelet's, only once the loop has handled
-	// what the sources sent: from the first housekeeping round that finds
-	// the sources ready (the SourcesReady given here, else
-	// Config.SourcesReady) and nothing left on Updates. Until then no CPUs
-	// are taken back, so that after a restart a running pod not yet
-	// admitted again keeps its CPUs while the pods before it are admitted.
+	// that allocates CPUs at admission (after eviction's handler, before
+	// node fit, as the kubelet), gives each container its cpuset at
+	// creation and runs the reconcile loop; it is woken whenever pods
+	// leave the active set. The Manager's SourcesReady holds, as the
+	// kubelet's, only once the loop has handled what the sources sent:
+	// from the first housekeeping round that finds the sources ready (the
+	// SourcesReady given here, else Config.SourcesReady) and nothing left
+	// on Updates. Until then no CPUs are taken back, so that after a
+	// restart a running pod not yet admitted again keeps its CPUs while
+	// the pods before it are admitted.
 	CPUManager *cpumanager.ManagerConfig
 	// Eviction, if set with an EvictionObserver, runs node-pressure
 	// eviction: pods are evicted through their workers (status Failed,
@@ -348,7 +349,9 @@ func New(cfg Config) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
-	n.Admission, err = syncloop.NewAdmission(syncloop.AdmissionConfig{Handlers: []syncloop.AdmitHandler{fit},
+	// Handlers are added below in the kubelet's order: eviction's, the
+	// CPU manager's allocation, then node fit (the predicate handler).
+	n.Admission, err = syncloop.NewAdmission(syncloop.AdmissionConfig{
 		Registerer: cfg.Registerer, Logger: cfg.Logger.Named("admission")})
 	if err != nil {
 		return nil, err
@@ -384,11 +387,15 @@ func New(cfg Config) (*Node, error) {
 		}))
 	}
 	if n.CPUs != nil {
-		// Last: no later handler refuses a pod that got CPUs.
+		// Before node fit, as the kubelet allocates resources before its
+		// predicate handler: a pod that node fit then refuses keeps its
+		// CPUs until the CPU manager next takes back those of pods not
+		// active, as in the kubelet.
 		n.Admission.AddHandler(syncloop.AdmitFunc(func(a syncloop.AdmitAttributes) syncloop.AdmitResult {
 			return syncloop.AdmitResult(n.CPUs.Admit(cpumanager.AdmitAttributes(a)))
 		}))
 	}
+	n.Admission.AddHandler(fit)
 	n.Statuses, err = statusmgr.NewCache(statusmgr.CacheConfig{Clock: cfg.Clock, Logger: cfg.Logger.Named("status")})
 	if err != nil {
 		return nil, err
