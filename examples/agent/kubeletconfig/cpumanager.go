@@ -89,7 +89,8 @@ func (c *Config) CPUPolicy(topo *cpumanager.Topology) (cpumanager.Policy, error)
 			return nil, wrap("reservedSystemCPUs", fmt.Errorf("the static policy requires reservedSystemCPUs, or kubeReserved.cpu + systemReserved.cpu greater than zero"))
 		}
 		if sc.NumReservedCPUs > topo.NumCPUs {
-			return nil, wrap("kubeReserved.cpu", fmt.Errorf("kubeReserved.cpu + systemReserved.cpu = %s is more than the machine's %d CPUs", total.String(), topo.NumCPUs))
+			// Either field may be the one too large: name both.
+			return nil, wrap("kubeReserved.cpu + systemReserved.cpu", fmt.Errorf("%s is more than the machine's %d CPUs", total.String(), topo.NumCPUs))
 		}
 	}
 	p, err := cpumanager.NewStaticPolicy(sc)

@@ -72,14 +72,16 @@ func TestCPUPolicyErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 	for name, tc := range map[string]struct{ body, want string }{
-		"none with options":     {"cpuManagerPolicyOptions: {full-pcpus-only: \"true\"}\n", "cpuManagerPolicyOptions: "},
-		"no reservation":        {"cpuManagerPolicy: static\n", "reservedSystemCPUs: the static policy requires"},
-		"zero reservation":      {"cpuManagerPolicy: static\nkubeReserved: {cpu: \"0\"}\n", "reservedSystemCPUs: the static policy requires"},
-		"CPU the machine lacks": {"cpuManagerPolicy: static\nreservedSystemCPUs: 3-4\n", `reservedSystemCPUs: "3-4" is not a subset of the online CPUs 0-3`},
-		"more than the machine": {"cpuManagerPolicy: static\nsystemReserved: {cpu: \"5\"}\n", "kubeReserved.cpu: kubeReserved.cpu + systemReserved.cpu = 5 is more than"},
-		"unknown option":        {"cpuManagerPolicy: static\nreservedSystemCPUs: \"0\"\ncpuManagerPolicyOptions: {pin-harder: \"true\"}\n", `cpuManagerPolicyOptions: cpumanager: static policy: Options: unknown CPU Manager Policy option: "pin-harder"`},
-		"alpha option":          {"cpuManagerPolicy: static\nreservedSystemCPUs: \"0\"\ncpuManagerPolicyOptions: {align-by-socket: \"true\"}\n", "cpuManagerPolicyOptions: cpumanager: static policy: Options: CPU Manager Policy Alpha-level Options not enabled"},
-		"option not a boolean":  {"cpuManagerPolicy: static\nreservedSystemCPUs: \"0\"\ncpuManagerPolicyOptions: {full-pcpus-only: \"yes\"}\n", `cpuManagerPolicyOptions: cpumanager: static policy: Options: bad value for option "full-pcpus-only"`},
+		"none with options":            {"cpuManagerPolicyOptions: {full-pcpus-only: \"true\"}\n", "cpuManagerPolicyOptions: "},
+		"no reservation":               {"cpuManagerPolicy: static\n", "reservedSystemCPUs: the static policy requires"},
+		"zero reservation":             {"cpuManagerPolicy: static\nkubeReserved: {cpu: \"0\"}\n", "reservedSystemCPUs: the static policy requires"},
+		"CPU the machine lacks":        {"cpuManagerPolicy: static\nreservedSystemCPUs: 3-4\n", `reservedSystemCPUs: "3-4" is not a subset of the online CPUs 0-3`},
+		"system more than the machine": {"cpuManagerPolicy: static\nsystemReserved: {cpu: \"5\"}\n", "kubelet.yaml: kubeReserved.cpu + systemReserved.cpu: 5 is more than the machine's 4 CPUs"},
+		"kube more than the machine":   {"cpuManagerPolicy: static\nkubeReserved: {cpu: \"4500m\"}\n", "kubelet.yaml: kubeReserved.cpu + systemReserved.cpu: 4500m is more than the machine's 4 CPUs"},
+		"sum more than the machine":    {"cpuManagerPolicy: static\nkubeReserved: {cpu: \"2\"}\nsystemReserved: {cpu: \"3\"}\n", "kubelet.yaml: kubeReserved.cpu + systemReserved.cpu: 5 is more than the machine's 4 CPUs"},
+		"unknown option":               {"cpuManagerPolicy: static\nreservedSystemCPUs: \"0\"\ncpuManagerPolicyOptions: {pin-harder: \"true\"}\n", `cpuManagerPolicyOptions: cpumanager: static policy: Options: unknown CPU Manager Policy option: "pin-harder"`},
+		"alpha option":                 {"cpuManagerPolicy: static\nreservedSystemCPUs: \"0\"\ncpuManagerPolicyOptions: {align-by-socket: \"true\"}\n", "cpuManagerPolicyOptions: cpumanager: static policy: Options: CPU Manager Policy Alpha-level Options not enabled"},
+		"option not a boolean":         {"cpuManagerPolicy: static\nreservedSystemCPUs: \"0\"\ncpuManagerPolicyOptions: {full-pcpus-only: \"yes\"}\n", `cpuManagerPolicyOptions: cpumanager: static policy: Options: bad value for option "full-pcpus-only"`},
 	} {
 		t.Run(name, func(t *testing.T) {
 			_, err := parse(t, tc.body).CPUPolicy(topo)
