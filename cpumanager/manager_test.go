@@ -3,6 +3,7 @@ package cpumanager_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"sync"
@@ -40,6 +41,18 @@ func (l *podList) set(pods ...*v1.Pod) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.pods = pods
+}
+
+func (l *podList) add(p *v1.Pod) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.pods = append(slices.Clip(l.pods), p)
+}
+
+func (l *podList) remove(p *v1.Pod) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.pods = slices.DeleteFunc(slices.Clone(l.pods), func(q *v1.Pod) bool { return q.UID == p.UID })
 }
 
 // mgrEnv is a Manager under the static policy on a 4-CPU machine (one
@@ -526,4 +539,109 @@ func newSimRuntime(t *testing.T) *runtimetest.Runtime {
 		t.Fatal(err)
 	}
 	return rt
+}
+
+// A pod whose app containers took again the CPUs of its init container and
+// that is then refused leaves nothing behind: the pool is whole, no
+// assignment is left, and the next pod gets the CPUs.
+func TestManagerRefusalAfterInitCPUsWereReused(t *testing.T) {
+	e := newMgrEnv(t, nil, nil)
+	p := podOf("p", "2", "2") // 4 CPUs; 3 are assignable
+	rl := v1.ResourceList{v1.ResourceCPU: resource.MustParse("3"), v1.ResourceMemory: resource.MustParse("64Mi")}
+	p.Spec.InitContainers = []v1.Container{{Name: "init", Image: "busybox", Resources: v1.ResourceRequirements{Requests: rl, Limits: rl}}}
+	r := e.admit(p)
+	want := cpumanager.AdmitResult{Reason: cpumanager.ReasonUnexpectedAdmissionError,
+		Message: "Allocate failed due to not enough cpus available to satisfy request: requested=2, available=1, which is unexpected"}
+	if r != want {
+		t.Fatalf("got %+v\nwant %+v", r, want)
+	}
+	st := e.m.Allocator().State()
+	if len(st.Assignments) != 0 || st.DefaultCPUSet.String() != "0-3" {
+		t.Errorf("state after refusal: pool %s, assignments %s", st.DefaultCPUSet, st.Assignments)
+	}
+	next := podOf("next", "3")
+	if r := e.admit(next); !r.Admit {
+		t.Fatalf("next refused: %+v", r)
+	}
+	if cpus, _ := e.m.ContainerCPUs(next, &next.Spec.Containers[0]); cpus != "1-3" {
+		t.Errorf("next got %s, want 1-3", cpus)
+	}
+}
+
+// Admissions, reconciles and ContainerCPUs run at once (run with -race):
+// each admitted pod gets its CPU while reconciles take back those of the
+// pods that left; at the end only the active pods hold CPUs, no CPU is
+// held twice, and the shared containers run on the shared pool.
+func TestManagerAdmitAndReconcileConcurrently(t *testing.T) {
+	p := staticPolicy(t, cpumanager.TopologyDescription{Sockets: 1, NUMANodesPerSocket: 1, CoresPerNUMANode: 8, ThreadsPerCore: 1}, nil)
+	e := newMgrEnv(t, p, nil)
+	var shared []string
+	for _, name := range []string{"web", "db"} {
+		be := podOf(name, "")
+		e.pods.add(be)
+		shared = append(shared, e.start(t, be, "app"))
+	}
+	const admitters, rounds = 4, 25
+	ctx, cancel := context.WithCancel(context.Background())
+	var reconciles sync.WaitGroup
+	reconciles.Go(func() {
+		for ctx.Err() == nil {
+			if _, err := e.m.Reconcile(ctx); err != nil && ctx.Err() == nil {
+				t.Errorf("reconcile: %v", err)
+			}
+		}
+	})
+	var admissions sync.WaitGroup
+	kept := make([]*v1.Pod, admitters)
+	for i := range admitters {
+		admissions.Go(func() {
+			for j := range rounds {
+				pod := podOf(fmt.Sprintf("g%d-%d", i, j), "1")
+				e.pods.add(pod)
+				if r := e.m.Admit(cpumanager.AdmitAttributes{Pod: pod}); !r.Admit {
+					t.Errorf("%s refused: %+v", pod.Name, r)
+					e.pods.remove(pod)
+					continue
+				}
+				if cpus, excl := e.m.ContainerCPUs(pod, &pod.Spec.Containers[0]); !excl || strings.ContainsAny(cpus, ",-") {
+					t.Errorf("%s runs on %q (exclusive %v), want one CPU of its own", pod.Name, cpus, excl)
+				}
+				if j == rounds-1 {
+					kept[i] = pod
+				} else {
+					e.pods.remove(pod)
+				}
+			}
+		})
+	}
+	admissions.Wait()
+	cancel()
+	reconciles.Wait()
+
+	if _, err := e.m.Reconcile(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	st := e.m.Allocator().State()
+	held := cpuset.New()
+	for _, pod := range kept {
+		if pod == nil {
+			continue
+		}
+		cpus, ok := st.CPUSet(string(pod.UID), "app")
+		if !ok || cpus.Size() != 1 || !cpus.Intersection(held).IsEmpty() {
+			t.Errorf("%s holds %s (held by others: %s)", pod.Name, cpus, held)
+		}
+		held = held.Union(cpus)
+	}
+	if n := len(st.Assignments); n != admitters {
+		t.Errorf("%d pods hold CPUs, want the %d still active: %s", n, admitters, st.Assignments)
+	}
+	if !st.DefaultCPUSet.Intersection(held).IsEmpty() || st.DefaultCPUSet.Union(held).Size() != 8 {
+		t.Errorf("shared pool %s, exclusive %s: not a partition of the 8 CPUs", st.DefaultCPUSet, held)
+	}
+	for _, id := range shared {
+		if got := e.cpus(t, id); got != st.DefaultCPUSet.String() {
+			t.Errorf("shared container %s on %s, pool %s", id, got, st.DefaultCPUSet)
+		}
+	}
 }
