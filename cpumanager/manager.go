@@ -104,11 +104,23 @@ type ManagerConfig struct {
 // Metrics, with the kubelet's names: kubelet_cpu_manager_pinning_requests_total
 // and kubelet_cpu_manager_pinning_errors_total count containers that
 // qualified for exclusive CPUs at admission and those whose allocation
-// failed; kubelet_cpu_manager_shared_pool_size_millicores,
+// failed. Under the static policy with full-pcpus-only, the same
+// allocations are counted in
+// kubelet_container_aligned_compute_resources_count and
+// kubelet_container_aligned_compute_resources_failure_count, labelled
+// {scope="container",boundary="physical_cpu"}; and every new exclusive
+// allocation whose CPUs share one uncore cache counts in the former with
+// boundary="uncore_cache". Under the static policy these three series are
+// reported from the start, at 0.
+// kubelet_cpu_manager_shared_pool_size_millicores,
 // kubelet_cpu_manager_exclusive_cpu_allocation_count and
 // kubelet_cpu_manager_allocation_per_numa{numa_node} are read from the
 // state when scraped (every NUMA node is reported, 0 included, where the
 // kubelet keeps the last non-zero value of a node that was emptied).
+// kubelet_cpu_manager_exclusive_cpu_allocation_count is the number of
+// distinct CPUs held exclusively, where the kubelet adds the size of each
+// allocation: CPUs an app container took again from its pod's init
+// container count once here, twice in the kubelet's.
 //
 // All methods are safe for concurrent use.
 type Manager struct {
@@ -123,6 +135,15 @@ type Manager struct {
 
 	pinRequests prometheus.Counter
 	pinErrors   prometheus.Counter
+	// fullPCPUs: the static policy with full-pcpus-only, whose
+	// allocations count as aligned to physical CPUs.
+	fullPCPUs     bool
+	aligned       prometheus.Counter
+	alignFailures prometheus.Counter
+	// topo is the static policy's machine; alignedUncore counts new
+	// allocations within one uncore cache.
+	topo          *Topology
+	alignedUncore prometheus.Counter
 
 	// admitMu makes each admission and each removal of stale state (with
 	// its reading of the active pods) happen one after the other: a pod
@@ -171,8 +192,25 @@ func NewManager(cfg ManagerConfig) (*Manager, error) {
 		pinErrors: prometheus.NewCounter(prometheus.CounterOpts{Subsystem: "kubelet", Name: "cpu_manager_pinning_errors_total",
 			Help: "The number of cpu core allocations which required pinning failed."}),
 	}
+	alignLabels := []string{"scope", "boundary"}
+	aligned := prometheus.NewCounterVec(prometheus.CounterOpts{Subsystem: "kubelet", Name: "container_aligned_compute_resources_count",
+		Help: "Cumulative number of aligned compute resources allocated to containers by alignment type."}, alignLabels)
+	alignFailures := prometheus.NewCounterVec(prometheus.CounterOpts{Subsystem: "kubelet", Name: "container_aligned_compute_resources_failure_count",
+		Help: "Cumulative number of failures to allocate aligned compute resources to containers by alignment type."}, alignLabels)
+	if m.alloc.pins() {
+		// Under the static policy the series exist from the start, as
+		// the kubelet's.
+		m.aligned = aligned.WithLabelValues("container", "physical_cpu")
+		m.alignFailures = alignFailures.WithLabelValues("container", "physical_cpu")
+		m.alignedUncore = aligned.WithLabelValues("container", "uncore_cache")
+		opts, ok := m.alloc.policy.(interface{ Options() StaticPolicyOptions })
+		m.fullPCPUs = ok && opts.Options().FullPhysicalCPUsOnly
+		if tp, ok := m.alloc.policy.(interface{ Topology() *Topology }); ok {
+			m.topo = tp.Topology()
+		}
+	}
 	if cfg.Registerer != nil {
-		for _, c := range []prometheus.Collector{m.pinRequests, m.pinErrors, newStateCollector(m.alloc)} {
+		for _, c := range []prometheus.Collector{m.pinRequests, m.pinErrors, aligned, alignFailures, newStateCollector(m.alloc)} {
 			if err := cfg.Registerer.Register(c); err != nil {
 				return nil, fmt.Errorf("cpumanager: manager: register metrics: %w", err)
 			}
@@ -251,12 +289,21 @@ func (m *Manager) Admit(a AdmitAttributes) AdmitResult {
 			if err != nil {
 				if pinning {
 					m.pinErrors.Inc()
+					if m.fullPCPUs {
+						m.alignFailures.Inc()
+					}
 				}
 				m.release(uid, added)
 				return admitError(err)
 			}
+			if pinning && m.fullPCPUs {
+				m.aligned.Inc()
+			}
 			if !had && !cset.IsEmpty() {
 				added = append(added, c.Name)
+				if m.topo != nil && m.topo.UncoreCacheAligned(cset) {
+					m.alignedUncore.Inc()
+				}
 			}
 		}
 	}

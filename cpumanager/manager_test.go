@@ -262,6 +262,13 @@ func TestManagerMetrics(t *testing.T) {
 	e.admit(podOf("be", ""))
 	e.admit(podOf("toomuch", "2"))
 	want := `
+# HELP kubelet_container_aligned_compute_resources_count Cumulative number of aligned compute resources allocated to containers by alignment type.
+# TYPE kubelet_container_aligned_compute_resources_count counter
+kubelet_container_aligned_compute_resources_count{boundary="physical_cpu",scope="container"} 0
+kubelet_container_aligned_compute_resources_count{boundary="uncore_cache",scope="container"} 1
+# HELP kubelet_container_aligned_compute_resources_failure_count Cumulative number of failures to allocate aligned compute resources to containers by alignment type.
+# TYPE kubelet_container_aligned_compute_resources_failure_count counter
+kubelet_container_aligned_compute_resources_failure_count{boundary="physical_cpu",scope="container"} 0
 # HELP kubelet_cpu_manager_allocation_per_numa Number of CPUs allocated per NUMA node
 # TYPE kubelet_cpu_manager_allocation_per_numa gauge
 kubelet_cpu_manager_allocation_per_numa{numa_node="0"} 2
@@ -280,6 +287,51 @@ kubelet_cpu_manager_shared_pool_size_millicores 1000
 `
 	if err := testutil.GatherAndCompare(e.reg, strings.NewReader(want)); err != nil {
 		t.Error(err)
+	}
+}
+
+// Under full-pcpus-only every container that qualified for exclusive CPUs
+// counts as aligned to physical CPUs when it gets them (again, when
+// admitted anew) and as a failure when it does not, as in the kubelet; a
+// new allocation within one uncore cache (here, one core) counts as
+// aligned to it. Under the none policy the alignment series are not
+// reported.
+func TestManagerAlignmentMetrics(t *testing.T) {
+	p := staticPolicy(t, cpumanager.TopologyDescription{Sockets: 1, NUMANodesPerSocket: 1, CoresPerNUMANode: 4, ThreadsPerCore: 2, CoresPerUncoreCache: 1},
+		map[string]string{cpumanager.FullPCPUsOnlyOption: "true"})
+	e := newMgrEnv(t, p, nil)
+	pair := podOf("pair", "2")
+	for _, pod := range []*v1.Pod{pair, podOf("odd", "1"), pair, podOf("be", ""), podOf("toomuch", "6"), podOf("quad", "4")} {
+		e.admit(pod)
+	}
+	if st := e.m.Allocator().State(); len(st.Assignments) != 2 {
+		t.Fatalf("assignments: %s", st.Assignments)
+	}
+	want := `
+# HELP kubelet_container_aligned_compute_resources_count Cumulative number of aligned compute resources allocated to containers by alignment type.
+# TYPE kubelet_container_aligned_compute_resources_count counter
+kubelet_container_aligned_compute_resources_count{boundary="physical_cpu",scope="container"} 3
+kubelet_container_aligned_compute_resources_count{boundary="uncore_cache",scope="container"} 1
+# HELP kubelet_container_aligned_compute_resources_failure_count Cumulative number of failures to allocate aligned compute resources to containers by alignment type.
+# TYPE kubelet_container_aligned_compute_resources_failure_count counter
+kubelet_container_aligned_compute_resources_failure_count{boundary="physical_cpu",scope="container"} 2
+# HELP kubelet_cpu_manager_pinning_errors_total The number of cpu core allocations which required pinning failed.
+# TYPE kubelet_cpu_manager_pinning_errors_total counter
+kubelet_cpu_manager_pinning_errors_total 2
+# HELP kubelet_cpu_manager_pinning_requests_total The number of cpu core allocations which required pinning.
+# TYPE kubelet_cpu_manager_pinning_requests_total counter
+kubelet_cpu_manager_pinning_requests_total 5
+`
+	names := []string{"kubelet_container_aligned_compute_resources_count", "kubelet_container_aligned_compute_resources_failure_count",
+		"kubelet_cpu_manager_pinning_errors_total", "kubelet_cpu_manager_pinning_requests_total"}
+	if err := testutil.GatherAndCompare(e.reg, strings.NewReader(want), names...); err != nil {
+		t.Error(err)
+	}
+
+	none := newMgrEnv(t, &cpumanager.NonePolicy{}, nil)
+	none.admit(pair)
+	if n, err := testutil.GatherAndCount(none.reg, names[:2]...); err != nil || n != 0 {
+		t.Errorf("under the none policy: %d alignment series (%v)", n, err)
 	}
 }
 
