@@ -65,15 +65,16 @@
 // exclusive CPUs, else the shared pool (syncloop's CPUAssigner). Run
 // reconciles every ReconcilePeriod (10 s by default) and at once when
 // Admit took CPUs from the shared pool or Wake is called: once the pod
-// sources are ready, it returns the CPUs of containers whose pod is no
+// sources are ready (every pod they sent offered to admission), it returns the CPUs of containers whose pod is no
 // longer active (ActivePodLister) to the shared pool, then sets the
 // cpuset of each running container of an active pod (found by the
 // kubelet's labels) whose CPUs differ from what it last set, with
 // UpdateContainerResources, so that shared containers shrink and grow
 // with the pool. It exports kubelet_cpu_manager_pinning_requests_total,
 // _pinning_errors_total, _shared_pool_size_millicores,
-// _exclusive_cpu_allocation_count and _allocation_per_numa. Wiring, with
-// syncloop:
+// _exclusive_cpu_allocation_count and _allocation_per_numa, and
+// kubelet_container_aligned_compute_resources_count and _failure_count.
+// Wiring, with syncloop:
 //
 //	m, _ := cpumanager.NewManager(cpumanager.ManagerConfig{Allocator: alloc,
 //		Runtime: rt, Pods: loop, SourcesReady: sourcesReady, Registerer: reg})
