@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -79,9 +80,11 @@ type LoopConfig struct {
 	// wants (left by an agent that restarted), which are then killed.
 	// Nil: no such cleanup.
 	Runtime RuntimePodLister
-	// SourcesReady reports whether every pod source has delivered its
-	// pods once; until then nothing is cleaned up for lack of a source.
-	// Nil: always.
+	// SourcesReady reports whether every pod source has sent its pods
+	// once. The loop counts the sources ready (Loop.SourcesReady) only
+	// when, besides, nothing sent is left on Updates, so that every pod
+	// they sent was handled first; until then nothing is cleaned up for
+	// lack of a source. Nil: always.
 	SourcesReady func() bool
 	// Housekeepers run at every housekeeping round, in order, after the
 	// loop's own cleanup.
@@ -107,6 +110,28 @@ type Loop struct {
 	pods     map[types.UID]*v1.Pod // what the sources want
 	rejected map[types.UID]bool
 	killed   map[types.UID]bool // orphans handed to the workers
+
+	synced atomic.Bool // see SourcesReady
+}
+
+// SourcesReady reports whether the loop has handled the pods of every
+// source: the sources are ready (LoopConfig.SourcesReady) and no update
+// they sent was still waiting to be handled. It is what every cleanup of
+// things no source wants should wait for (the kubelet's sourcesReady,
+// which counts a source once its sync loop handled the source's update):
+// a source being ready only means its first update was sent, and during a
+// restart the pods of that update are not known until the loop has
+// handled it. Once true it stays true.
+func (l *Loop) SourcesReady() bool { return l.synced.Load() }
+
+// checkSynced sets SourcesReady when the sources are ready and nothing
+// they sent waits on Updates. Only the goroutine that handles the updates
+// may call it (Run's): then an empty Updates means all were handled.
+func (l *Loop) checkSynced() {
+	if !l.synced.Load() && l.cfg.SourcesReady() && len(l.cfg.Updates) == 0 {
+		l.synced.Store(true)
+		l.log.Info("pod sources ready: every pod they sent was handled")
+	}
 }
 
 // NewLoop returns a Loop for cfg. Nothing happens until Run.
@@ -157,6 +182,7 @@ func (l *Loop) Run(ctx context.Context) error {
 				return errors.New("syncloop: loop: the pod updates channel was closed")
 			}
 			l.Handle(u)
+			l.checkSynced()
 		case e, ok := <-events:
 			if !ok {
 				events = nil
@@ -357,9 +383,12 @@ func (l *Loop) IsPodTerminated(uid types.UID) bool {
 }
 
 // Housekeep runs one round of cleanup: it forgets the terminated workers
-// of pods no source wants, and, once every source is ready, kills the
-// runtime's pods that no source wants and no worker handles.
+// of pods no source wants, and, once every source is ready
+// (SourcesReady), kills the runtime's pods that no source wants and no
+// worker handles. Call it from the goroutine that handles the updates, as
+// Run does.
 func (l *Loop) Housekeep(ctx context.Context) error {
+	l.checkSynced()
 	states := l.cfg.Workers.States()
 	l.mu.Lock()
 	for uid, s := range states {
@@ -384,7 +413,7 @@ func (l *Loop) Housekeep(ctx context.Context) error {
 // killOrphans kills, once every source is ready, the runtime's pods that
 // no source wants and no worker handles.
 func (l *Loop) killOrphans(ctx context.Context) error {
-	if l.cfg.Runtime == nil || !l.cfg.SourcesReady() {
+	if l.cfg.Runtime == nil || !l.synced.Load() {
 		return nil
 	}
 	sbs, err := l.cfg.Runtime.ListPodSandbox(ctx, nil)

@@ -288,3 +288,44 @@ func TestLoopKillsOrphans(t *testing.T) {
 		t.Fatalf("Housekeep with the runtime down: %v", err)
 	}
 }
+
+// At a restart the sources may count as ready while the update with their
+// pods still waits to be handled: the loop's SourcesReady waits for it,
+// and housekeeping kills nothing the update holds.
+func TestLoopSourcesReadyWaitsForPendingUpdates(t *testing.T) {
+	rt := simRuntime(t)
+	running := &v1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "running", Namespace: "ns", UID: "uid-running"},
+		Spec: v1.PodSpec{HostNetwork: true, Containers: []v1.Container{{Name: "app", Image: testImage}}}}
+	orphan := running.DeepCopy()
+	orphan.Name, orphan.UID = "orphan", "uid-orphan"
+	runRaw(t, rt, running)
+	runRaw(t, rt, orphan)
+	updates := make(chan core.PodUpdate, 1)
+	updates <- core.PodUpdate{Op: core.OpAdd, Pods: []*v1.Pod{running}}
+	w := &recordingWorkers{}
+	l, err := NewLoop(LoopConfig{Updates: updates, Workers: w, Runtime: rt, SourcesReady: func() bool { return true }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := l.Housekeep(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if l.SourcesReady() {
+		t.Fatal("SourcesReady with the sources' update still waiting")
+	}
+	if got := w.take(); got != "" {
+		t.Fatalf("housekeeping with an update waiting: %q, want nothing", got)
+	}
+	l.Handle(<-updates)
+	w.take()
+	if err := l.Housekeep(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if !l.SourcesReady() {
+		t.Fatal("not SourcesReady once the update was handled")
+	}
+	if got := w.take(); got != "kill:orphan" {
+		t.Fatalf("updates %q, want one kill of the orphan alone", got)
+	}
+}
