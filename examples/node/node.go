@@ -17,7 +17,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -117,13 +116,12 @@ type Config struct {
 	// that allocates CPUs at admission (after eviction's handler, before
 	// node fit, as the kubelet), gives each container its cpuset at
 	// creation and runs the reconcile loop; it is woken whenever pods
-	// leave the active set. The Manager's SourcesReady holds, as the
-	// kubelet's, only once the loop has handled what the sources sent:
-	// from the first housekeeping round that finds the sources ready (the
-	// SourcesReady given here, else Config.SourcesReady) and nothing left
-	// on Updates. Until then no CPUs are taken back, so that after a
-	// restart a running pod not yet admitted again keeps its CPUs while
-	// the pods before it are admitted.
+	// leave the active set. The Manager's SourcesReady is the loop's
+	// (syncloop.Loop.SourcesReady, and the SourcesReady given here if
+	// any): it holds, as the kubelet's, only once the loop has handled
+	// what the sources sent. Until then no CPUs are taken back, so that
+	// after a restart a running pod not yet admitted again keeps its CPUs
+	// while the pods before it are admitted.
 	CPUManager *cpumanager.ManagerConfig
 	// Eviction, if set with an EvictionObserver, runs node-pressure
 	// eviction: pods are evicted through their workers (status Failed,
@@ -197,11 +195,9 @@ type Node struct {
 	clock        clock.WithTicker
 	log          *zap.Logger
 
-	// cpuSynced is the CPU manager's SourcesReady: set at housekeeping
-	// once cpuReady holds and updates is empty.
-	cpuSynced atomic.Bool
-	cpuReady  func() bool
-	updates   <-chan core.PodUpdate
+	// cpuWoken: the CPU manager was woken when the sources became ready
+	// (loop goroutine only).
+	cpuWoken bool
 }
 
 // New wires the subsystems for cfg. Nothing runs until Run.
@@ -311,7 +307,7 @@ func New(cfg Config) (*Node, error) {
 		}
 		n.Volumes, err = volumemgr.NewManager(volumemgr.ManagerConfig{Root: cfg.RootDir,
 			ConfigMaps: cfg.ConfigMaps, Secrets: cfg.Secrets, Tokens: cfg.Tokens, NodeAllocatable: nd.Status.Allocatable,
-			PodKnown: n.podKnown, SourcesReady: cfg.SourcesReady, ResyncPeriod: cfg.VolumeResyncPeriod,
+			PodKnown: n.podKnown, SourcesReady: n.loopSourcesReady, ResyncPeriod: cfg.VolumeResyncPeriod,
 			Registerer: cfg.Registerer, Clock: cfg.Clock, Logger: cfg.Logger.Named("volumes")})
 		if err != nil {
 			return nil, err
@@ -423,7 +419,7 @@ func New(cfg Config) (*Node, error) {
 		n.events.Close()
 		return nil, err
 	}
-	n.gcPeriod, n.sourcesReady, n.clock, n.log = cfg.GCPeriod, cfg.SourcesReady, cfg.Clock, cfg.Logger
+	n.gcPeriod, n.sourcesReady, n.clock, n.log = cfg.GCPeriod, n.loopSourcesReady, cfg.Clock, cfg.Logger
 	n.hostIPs = cfg.HostIPs
 	n.statusEvents = p.Watch()
 	return n, nil
@@ -521,6 +517,11 @@ func newImageGC(cfg Config) (*imagegc.GC, error) {
 	}
 	return imagegc.New(ic)
 }
+
+// loopSourcesReady is the sources' readiness for every cleanup of what no
+// source wants (container GC, volumes, CPUs): the loop's, which holds once
+// it handled every pod the ready sources sent.
+func (n *Node) loopSourcesReady() bool { return n.Loop != nil && n.Loop.SourcesReady() }
 
 // plegStatus is the workers' status source: the PLEG's cache, refreshed
 // for one pod on demand.
@@ -642,11 +643,11 @@ func (n *Node) housekeepers() []syncloop.Housekeeper {
 func newCPUManager(mc cpumanager.ManagerConfig, cfg Config, n *Node) (*cpumanager.Manager, error) {
 	mc.Runtime = cfg.Runtime
 	mc.Pods = cpumanager.ActivePodsFunc(func() []*v1.Pod { return n.Loop.ActivePods() })
-	n.cpuReady, n.updates = mc.SourcesReady, cfg.Updates
-	if n.cpuReady == nil {
-		n.cpuReady = cfg.SourcesReady
+	if ready := mc.SourcesReady; ready != nil {
+		mc.SourcesReady = func() bool { return n.loopSourcesReady() && ready() }
+	} else {
+		mc.SourcesReady = n.loopSourcesReady
 	}
-	mc.SourcesReady = n.cpuSynced.Load
 	if mc.Clock == nil {
 		mc.Clock = cfg.Clock
 	}
@@ -663,14 +664,12 @@ func newCPUManager(mc cpumanager.ManagerConfig, cfg Config, n *Node) (*cpumanage
 // that the CPUs of pods gone return to the shared pool (and the shared
 // containers grow) without waiting for its reconcile period.
 //
-// It also tells the CPU manager when the sources are ready in the
-// kubelet's sense: a source counts once the loop handled its first
-// update. It runs on the loop's goroutine, between two updates: when the
-// sources are ready (so their first updates were sent) and then nothing
-// is left on Updates, the loop has handled them all.
+// It also wakes the CPU manager once the loop's sources are ready
+// (loopSourcesReady), so that it takes back at once the CPUs of pods that
+// did not come back after a restart.
 func (n *Node) housekeepCPUs(context.Context) error {
-	if !n.cpuSynced.Load() && n.cpuReady() && len(n.updates) == 0 {
-		n.cpuSynced.Store(true)
+	if !n.cpuWoken && n.loopSourcesReady() {
+		n.cpuWoken = true
 		n.CPUs.Wake()
 	}
 	active := n.Loop.ActivePods()
