@@ -14,7 +14,9 @@
 //     by an agent that restarted; OrphanPods rebuilds them from their
 //     labels) once every source is ready, and runs its Housekeepers. It
 //     answers IsPodDeleted and IsPodTerminated for garbage collection and
-//     the status manager.
+//     the status manager, and SourcesReady: the sources are ready and
+//     every pod they sent was handled, which is what other cleanups of
+//     things no source wants (container GC, volumes, CPUs) should wait for.
 //   - Workers: one goroutine per pod. Updates from pod sources, PLEG
 //     events and probes are coalesced (the newest spec wins, a kill is
 //     never lost), a pod's syncs never overlap, and its state moves one
