@@ -13,22 +13,36 @@
 #   restart   K containers killed at random moments → running again
 #   teardown  the manifests removed → no container running, no sandbox ready
 # then the agent is stopped and its pods, files and mounts removed. The floor
-# does start, restart and teardown itself through the CRI with 4 workers.
+# does start, restart and teardown itself through the CRI with 4 workers;
+# "floor-all" is the same floor but stops every pod at once (as the agents
+# do), the runtime's best teardown. The floor also measures what a relist
+# of every pod (as a PLEG's) costs the client and the runtime in CPU.
+# containerd runs in a cgroup of its own, so that nodebench reports the
+# runtime's CPU (containerd, shims, runc) as well as the agent's during
+# start and teardown. Other builds of the example agent (-B NAME=PATH) are
+# measured as nodekit is, for A/B comparisons in one run.
 # A failed measurement is recorded (measure "failed"), with goroutine dumps
 # of containerd and the agent in the logs, and the next run goes on; the
 # script then exits 1.
 #
 # Usage, as root (Debian 12; installs what it needs with hack/testenv.sh):
 #   hack/bench.sh [-c 2.4|1.6] [-a "floor kubelet nodekit"] [-n "30 100"]
-#                 [-r 2] [-k 10] [-w 30s] [-W 4] [-o DIR]
+#                 [-r 2] [-k 10] [-w 30s] [-W 4] [-p 20ms] [-B NAME=PATH]
+#                 [-A FLAGS] [-o DIR]
 #     -c  containerd: 2.4 (2.4.2, built by hack/testenv.sh; default) or
 #         1.6 (Debian's)
-#     -a  what to measure, in this order in each round (default all three)
+#     -a  what to measure, in this order in each round (default "floor
+#         kubelet nodekit"; also floor-all, and the names given with -B)
 #     -n  pod counts (default "30 100")
 #     -r  rounds per pod count (default 2: A B A B)
 #     -k  containers killed per restart measurement (default 10)
 #     -w  steady-state window (default 30s)
 #     -W  workers of the floor (default 4)
+#     -p  how often nodebench lists the runtime while it waits (default
+#         20ms; the listing costs the runtime CPU too)
+#     -B  NAME=PATH: another build of examples/agent, measured as agent
+#         NAME (e.g. base=/tmp/agent-old for an A/B comparison); repeatable
+#     -A  extra flags of the example agent (every build), e.g. "-v"
 #     -o  output directory (default /tmp/nodebench-<date>): results.jsonl
 #         (one JSON line per measurement), report.md (the tables: medians
 #         over the rounds, ratios), and the logs of every process
@@ -53,11 +67,14 @@ KILLS=10
 WINDOW=30s
 OUT="/tmp/nodebench-$(date +%Y%m%d-%H%M%S)"
 WORKERS=4
+POLL=20ms
+declare -A BUILDS=()
+AGENT_FLAGS=""
 SETTLE=10     # seconds of quiet before start and before steady: containerd
               # removes the previous run's snapshots in the background
 TIMEOUT=2m    # for each measurement; 100 pods start in about 15 s
 FAILURES=0
-while getopts "c:a:n:r:k:w:W:o:h" opt; do
+while getopts "c:a:n:r:k:w:W:p:B:A:o:h" opt; do
 	case "$opt" in
 	c) VERSION="$OPTARG" ;;
 	a) AGENTS="$OPTARG" ;;
@@ -66,6 +83,12 @@ while getopts "c:a:n:r:k:w:W:o:h" opt; do
 	k) KILLS="$OPTARG" ;;
 	w) WINDOW="$OPTARG" ;;
 	W) WORKERS="$OPTARG" ;;
+	p) POLL="$OPTARG" ;;
+	B)
+		[[ "$OPTARG" =~ ^([a-z][a-z0-9-]*)=(.+)$ ]] || die "-B: NAME=PATH, got $OPTARG"
+		BUILDS[${BASH_REMATCH[1]}]="${BASH_REMATCH[2]}"
+		;;
+	A) AGENT_FLAGS="$OPTARG" ;;
 	o) OUT="$OPTARG" ;;
 	*)
 		sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//' >&2
@@ -87,7 +110,14 @@ for n in $SIZES; do
 done
 [[ "$ROUNDS" =~ ^[1-9][0-9]*$ ]] || die "-r: a number of rounds, got $ROUNDS"
 for a in $AGENTS; do
-	case "$a" in floor | kubelet | nodekit) ;; *) die "-a: floor, kubelet or nodekit, got $a" ;; esac
+	case "$a" in
+	floor | floor-all | kubelet | nodekit) ;;
+	*) [ -n "${BUILDS[$a]:-}" ] || die "-a: floor, floor-all, kubelet, nodekit or a name given with -B, got $a" ;;
+	esac
+done
+for b in "${!BUILDS[@]}"; do
+	case "$b" in floor | floor-all | kubelet | nodekit | agent | nodebench) die "-B $b: a name of its own, please" ;; esac
+	[ -x "${BUILDS[$b]}" ] || die "-B $b=${BUILDS[$b]}: not an executable"
 done
 
 CACHE="${NODEKIT_CACHE:-${HOME:-/root}/.cache/nodekit}"
@@ -122,6 +152,9 @@ RESULTS="$OUT/results.jsonl"
 log "building nodebench and the example agent into $OUT/bin"
 go build -o "$OUT/bin/nodebench" ./bench/nodebench
 go build -o "$OUT/bin/agent" ./examples/agent
+for b in "${!BUILDS[@]}"; do
+	cp "${BUILDS[$b]}" "$OUT/bin/$b"
+done
 NB="$OUT/bin/nodebench"
 
 # Short: unix socket paths are limited to 108 bytes, and the shims' are
@@ -136,13 +169,20 @@ BRIDGE=nkbench0
 SUBNET=10.88.64.0/24 # outside internal/testenv's 10.88.128.0/17
 CTRD_PID=""
 AGENT_PID=""
+# containerd runs in a cgroup of its own, which its shims (and the runc
+# they run) inherit: nodebench reports the runtime's CPU use from it.
+if [ "$(stat -fc %T /sys/fs/cgroup)" = cgroup2fs ]; then
+	RT_CGROUP="/sys/fs/cgroup/$(basename "$WORK")"
+else
+	RT_CGROUP="/sys/fs/cgroup/cpuacct/$(basename "$WORK")"
+fi
 SYSCTLS=(vm.overcommit_memory vm.panic_on_oom kernel.panic kernel.panic_on_oops kernel.keys.root_maxkeys kernel.keys.root_maxbytes)
 declare -A SAVED_SYSCTL=()
 for s in "${SYSCTLS[@]}"; do
 	SAVED_SYSCTL[$s]="$(sysctl -n "$s")"
 done
 
-nb() { "$NB" -runtime-endpoint "$ENDPOINT" -image "$IMAGE" "$@"; }
+nb() { "$NB" -runtime-endpoint "$ENDPOINT" -image "$IMAGE" -runtime-cgroup "$RT_CGROUP" "$@"; }
 
 # stop_pid PID NAME: SIGTERM, then SIGKILL after 30 s; reaps it.
 stop_pid() {
@@ -259,6 +299,7 @@ cleanup() {
 		stop_pid "$CTRD_PID" containerd
 	fi
 	kill_leftovers
+	[ ! -d "$RT_CGROUP" ] || rmdir "$RT_CGROUP" || log "warning: cannot remove $RT_CGROUP"
 	unmount_under "$WORK"
 	remove_kubepods
 	ip link delete "$BRIDGE" 2>/dev/null
@@ -371,7 +412,8 @@ start_containerd() {
 		  }]
 		}
 	EOF
-	(cd "$WORK" && PATH="$SYS_PATH" exec "$CTRD_BIN/containerd" --config "$WORK/config.toml" >"$WORK/containerd.log" 2>&1) &
+	mkdir "$RT_CGROUP"
+	(echo "$BASHPID" >"$RT_CGROUP/cgroup.procs" && cd "$WORK" && PATH="$SYS_PATH" exec "$CTRD_BIN/containerd" --config "$WORK/config.toml" >"$WORK/containerd.log" 2>&1) &
 	CTRD_PID=$!
 	nb -timeout 1m runtime-ready >/dev/null || die "containerd did not get ready; see $WORK/containerd.log"
 	"$CTRD_BIN/ctr" --address "$SOCK" --namespace k8s.io images import --digests=false "$WORK/busybox.tar" >&2
@@ -417,19 +459,28 @@ start_kubelet() {
 }
 
 start_nodekit() {
-	local d="$WORK/nodekit"
-	mkdir -p "$d/logs"
-	"$OUT/bin/agent" -runtime-endpoint "$ENDPOINT" -manifest-dir "$MANIFESTS" -pod-logs-root "$d/logs" >"$AGENT_LOG" 2>&1 &
+	local d="$WORK/nodekit" bin="${1:-$OUT/bin/agent}"
+	mkdir -p "$d/root" "$d/logs"
+	# The bundled configuration with the pod cgroups at the root (as the
+	# kubelet's here), its state and logs under $WORK, no servers.
+	# shellcheck disable=SC2086 # AGENT_FLAGS are words
+	"$bin" -runtime-endpoint "$ENDPOINT" -manifest-dir "$MANIFESTS" -root-dir "$d/root" -pod-logs-dir "$d/logs" \
+		-read-only-port 0 -healthz-port 0 $AGENT_FLAGS >"$AGENT_LOG" 2>&1 &
 	AGENT_PID=$!
 }
+
+# start_build NAME: another build of the example agent, in nodekit's
+# directories (one agent runs at a time).
+start_build() { start_nodekit "$OUT/bin/$1"; }
 
 # after_agent: the agent is stopped; remove its pods, files and mounts.
 after_agent() {
 	local name="$1"
 	nb cleanup -manifest-dir "$MANIFESTS" >&2
+	[ -z "${BUILDS[$name]:-}" ] || name=nodekit
 	unmount_under "$WORK/$name"
 	rm -rf "${WORK:?}/$name"
-	[ "$name" != kubelet ] || remove_kubepods
+	remove_kubepods
 }
 
 # failed NAME N ROUND: a measurement of NAME failed. Records it, asks
@@ -455,15 +506,19 @@ run_agent() {
 	local name="$1" n="$2" round="$3"
 	AGENT_LOG="$OUT/logs/$name-$n-$round.log"
 	log "$name, $n pods, round $round (log: $AGENT_LOG)"
-	"start_$name"
-	local m=(-agent "$name" -run "$round" -json "$RESULTS" -timeout "$TIMEOUT")
+	if [ -n "${BUILDS[$name]:-}" ]; then
+		start_build "$name"
+	else
+		"start_$name"
+	fi
+	local m=(-agent "$name" -run "$round" -json "$RESULTS" -timeout "$TIMEOUT" -poll "$POLL")
 	if nb -timeout "$TIMEOUT" warmup -manifest-dir "$MANIFESTS" >&2 &&
 		sleep "$SETTLE" &&
-		nb "${m[@]}" start -manifest-dir "$MANIFESTS" -pods "$n" &&
+		nb "${m[@]}" start -manifest-dir "$MANIFESTS" -pods "$n" -pid "$AGENT_PID" &&
 		sleep "$SETTLE" &&
 		nb "${m[@]}" steady -pid "$AGENT_PID" -runtime-pid "$CTRD_PID" -window "$WINDOW" &&
 		nb "${m[@]}" restart -kill "$KILLS" &&
-		nb "${m[@]}" teardown -manifest-dir "$MANIFESTS"; then
+		nb "${m[@]}" teardown -manifest-dir "$MANIFESTS" -pid "$AGENT_PID"; then
 		stop_agent
 	else
 		tail -n 20 "$AGENT_LOG" >&2
@@ -472,20 +527,23 @@ run_agent() {
 	after_agent "$name"
 }
 
+# run_floor NAME N ROUND: floor stops with as many workers as it starts
+# with, floor-all stops every pod at once.
 run_floor() {
-	local n="$1" round="$2"
-	log "floor, $n pods, round $round"
+	local name="$1" n="$2" round="$3" down="$WORKERS"
+	[ "$name" = floor ] || down="$n"
+	log "$name, $n pods, round $round"
 	sleep "$SETTLE"
-	nb -agent floor -run "$round" -json "$RESULTS" -timeout "$TIMEOUT" floor -pods "$n" -workers "$WORKERS" -kill "$KILLS" -pod-logs-root "$WORK/floor-logs" ||
-		failed floor "$n" "$round"
+	nb -agent "$name" -run "$round" -json "$RESULTS" -timeout "$TIMEOUT" -poll "$POLL" floor -pods "$n" -workers "$WORKERS" -teardown-workers "$down" -kill "$KILLS" -lists 300 -pod-logs-root "$WORK/floor-logs" ||
+		failed "$name" "$n" "$round"
 	rm -rf "$WORK/floor-logs"
 	nb cleanup >&2
 }
 
 machine() {
 	echo "Machine: $(nproc) vCPU ($(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)), $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo), $(. /etc/os-release && echo "$PRETTY_NAME"), kernel $(uname -r), cgroup $([ "$(stat -fc %T /sys/fs/cgroup)" = cgroup2fs ] && echo v2 || echo v1), $(go version | cut -d' ' -f3)"
-	echo "Runtime: $RUNTIME; kubelet: $("$KUBELET" --version); nodekit: examples/agent at $(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo unknown)"
-	echo "Pods: host network, one busybox container each (sh waiting on sleep), requests 5m CPU / 8Mi; floor with $WORKERS workers; $KILLS kills per restart run; steady window $WINDOW after ${SETTLE}s; $ROUNDS rounds per count"
+	echo "Runtime: $RUNTIME; kubelet: $("$KUBELET" --version); nodekit: examples/agent at $(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo unknown)$(for b in "${!BUILDS[@]}"; do printf '; %s: %s' "$b" "${BUILDS[$b]}"; done)${AGENT_FLAGS:+ (agent flags: $AGENT_FLAGS)}"
+	echo "Pods: host network, one busybox container each (sh waiting on sleep), requests 5m CPU / 8Mi; floor with $WORKERS workers (floor-all: stops all at once); $KILLS kills per restart run; runtime listed every $POLL while waiting; steady window $WINDOW after ${SETTLE}s; $ROUNDS rounds per count"
 }
 
 build_image
@@ -497,8 +555,8 @@ rm -rf "$WORK/floor-logs"
 for n in $SIZES; do
 	for round in $(seq "$ROUNDS"); do
 		for a in $AGENTS; do
-			if [ "$a" = floor ]; then
-				run_floor "$n" "$round"
+			if [ "$a" = floor ] || [ "$a" = floor-all ]; then
+				run_floor "$a" "$n" "$round"
 			else
 				run_agent "$a" "$n" "$round"
 			fi

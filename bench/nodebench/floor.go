@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"slices"
 	"sync"
 	"time"
 
@@ -35,15 +36,20 @@ type floorPods struct {
 func cmdFloor(ctx context.Context, b *bench, args []string) error {
 	fs := flag.NewFlagSet("floor", flag.ContinueOnError)
 	n := fs.Int("pods", 0, "how many pods (required)")
-	workers := fs.Int("workers", 4, "how many pods are started or stopped at once")
+	workers := fs.Int("workers", 4, "how many pods are started at once (and stopped, unless -teardown-workers)")
+	downWorkers := fs.Int("teardown-workers", 0, "how many pods are stopped at once (default: -workers; -pods: all at once, as an agent stops them)")
 	logs := fs.String("pod-logs-root", "", "directory for the pods' logs (default: a temporary directory, removed afterwards)")
 	var o restartOptions
 	o.register(fs, 10)
+	lists := fs.Int("lists", 0, "also measure the CPU cost of this many relists (every sandbox and container listed, as a PLEG does) with the pods running")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	if *n <= 0 || *n > maxPods || *workers <= 0 {
-		return fmt.Errorf("floor: need -pods between 1 and %d and -workers above 0", maxPods)
+	if *n <= 0 || *n > maxPods || *workers <= 0 || *downWorkers < 0 {
+		return fmt.Errorf("floor: need -pods between 1 and %d, -workers above 0 and -teardown-workers not below 0", maxPods)
+	}
+	if *downWorkers == 0 {
+		*downWorkers = *workers
 	}
 	if b.agent == "" {
 		b.agent = "floor"
@@ -83,17 +89,20 @@ func cmdFloor(ctx context.Context, b *bench, args []string) error {
 
 	// Start: the workers run sandbox, create and start for each pod while
 	// the runtime is polled as for an agent.
+	span := startCPUSpan(b.runtimeCgroup, 0)
 	t0 := time.Now()
 	startErrs := make(chan []error, 1)
 	go func() { startErrs <- pool(ctx, *workers, *n, f.start) }()
 	lat, waitErr := b.waitFor(ctx, b.namespace, upTo(*n), false, t0, isRunning)
+	r := withCPU(latencyRecord(b, "start", *n, lat), span)
 	if err := errors.Join(<-startErrs...); err != nil {
 		return fmt.Errorf("floor: start: %w", err)
 	}
 	if waitErr != nil {
 		return fmt.Errorf("floor: start: %w", waitErr)
 	}
-	if err := b.emit(latencyRecord(b, "start", *n, lat)); err != nil {
+	r.Workers = *workers
+	if err := b.emit(r); err != nil {
 		return err
 	}
 
@@ -106,33 +115,75 @@ func cmdFloor(ctx context.Context, b *bench, args []string) error {
 			return err
 		}
 	}
+	if *lists > 0 {
+		r, err := b.measureLists(ctx, *n, *lists)
+		if err != nil {
+			return fmt.Errorf("floor: %w", err)
+		}
+		if err := b.emit(r); err != nil {
+			return err
+		}
+	}
 
 	// Teardown: each pod's container is stopped with the pod's grace
-	// period (it exits on SIGTERM), then its sandbox, as an agent does.
+	// period (it exits on SIGTERM), then its sandbox, as an agent does;
+	// the time each call took is reported too.
 	p, err := b.list(ctx, b.namespace, false)
 	if err != nil {
 		return err
 	}
+	var (
+		callMu        sync.Mutex
+		stopC, stopSB []time.Duration
+	)
+	timed := func(into *[]time.Duration, call func() error) error {
+		t := time.Now()
+		err := call()
+		callMu.Lock()
+		*into = append(*into, time.Since(t))
+		callMu.Unlock()
+		return err
+	}
+	span = startCPUSpan(b.runtimeCgroup, 0)
 	t0 = time.Now()
 	stopErrs := make(chan []error, 1)
 	go func() {
-		stopErrs <- pool(ctx, *workers, *n, func(ctx context.Context, i int) error {
+		stopErrs <- pool(ctx, *downWorkers, *n, func(ctx context.Context, i int) error {
 			if c, ok := p.running[i]; ok {
-				if err := b.rt.StopContainer(ctx, c.GetId(), gracePeriod); err != nil {
+				if err := timed(&stopC, func() error { return b.rt.StopContainer(ctx, c.GetId(), gracePeriod) }); err != nil {
 					return err
 				}
 			}
-			return b.rt.StopPodSandbox(ctx, f.sandboxes[i])
+			return timed(&stopSB, func() error { return b.rt.StopPodSandbox(ctx, f.sandboxes[i]) })
 		})
 	}()
 	lat, waitErr = b.waitFor(ctx, b.namespace, upTo(*n), true, t0, isStopped)
+	r = withCPU(latencyRecord(b, "teardown", *n, lat), span)
 	if err := errors.Join(<-stopErrs...); err != nil {
 		return fmt.Errorf("floor: teardown: %w", err)
 	}
 	if waitErr != nil {
 		return fmt.Errorf("floor: teardown: %w", waitErr)
 	}
-	return b.emit(latencyRecord(b, "teardown", *n, lat))
+	r.Workers = *downWorkers
+	if err := b.emit(r); err != nil {
+		return err
+	}
+	fmt.Fprintf(b.out, "floor    teardown calls with %d workers: StopContainer %s, StopPodSandbox %s\n", *downWorkers, callSummary(stopC), callSummary(stopSB))
+	return nil
+}
+
+// callSummary describes the durations of one kind of call: p50, p90, max.
+func callSummary(ds []time.Duration) string {
+	if len(ds) == 0 {
+		return "none"
+	}
+	s := make([]float64, len(ds))
+	for k, d := range ds {
+		s[k] = float64(d) / float64(time.Millisecond)
+	}
+	slices.Sort(s)
+	return fmt.Sprintf("p50 %s p90 %s max %s", msf(percentile(s, 50)), msf(percentile(s, 90)), msf(s[len(s)-1]))
 }
 
 // start runs pod i the shortest way: its sandbox, then its container.

@@ -48,9 +48,12 @@ type globals struct {
 	agent     string
 	runNo     int
 	jsonPath  string
-	poll      time.Duration
-	timeout   time.Duration
-	out       io.Writer
+	// runtimeCgroup holds the runtime's processes, to measure their CPU
+	// use; empty: not measured.
+	runtimeCgroup string
+	poll          time.Duration
+	timeout       time.Duration
+	out           io.Writer
 }
 
 const usage = `usage: nodebench [flags] start|steady|restart|teardown|floor|warmup|cleanup|runtime-ready [command flags]
@@ -70,6 +73,7 @@ func run(args []string, out io.Writer) error {
 	fs.StringVar(&g.agent, "agent", "", "name of the agent measured, recorded with each measurement (e.g. kubelet, nodekit)")
 	fs.IntVar(&g.runNo, "run", 0, "number of the repeat, recorded with each measurement")
 	fs.StringVar(&g.jsonPath, "json", "", "append one JSON line per measurement to this file (- for standard output)")
+	fs.StringVar(&g.runtimeCgroup, "runtime-cgroup", "", "cgroup directory of the runtime's processes (containerd and its shims), to report their CPU use during start and teardown")
 	fs.DurationVar(&g.poll, "poll", 20*time.Millisecond, "how often the runtime is listed while waiting")
 	fs.DurationVar(&g.timeout, "timeout", 5*time.Minute, "give up on a measurement after this long")
 	if err := fs.Parse(args); err != nil {

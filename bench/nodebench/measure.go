@@ -87,6 +87,7 @@ func cmdStart(ctx context.Context, b *bench, args []string) error {
 	fs := flag.NewFlagSet("start", flag.ContinueOnError)
 	dir := fs.String("manifest-dir", "", "the agent's static pod directory (required)")
 	n := fs.Int("pods", 0, "how many pods (required)")
+	pid := fs.Int("pid", 0, "the agent's process ID, to report its CPU use")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -101,6 +102,7 @@ func cmdStart(ctx context.Context, b *bench, args []string) error {
 		return err
 	}
 	defer os.RemoveAll(stage)
+	span := startCPUSpan(b.runtimeCgroup, *pid)
 	t0 := time.Now()
 	if err := publish(stage, *dir, *n); err != nil {
 		return err
@@ -109,7 +111,7 @@ func cmdStart(ctx context.Context, b *bench, args []string) error {
 	if err != nil {
 		return fmt.Errorf("start: %w", err)
 	}
-	return b.emit(latencyRecord(b, "start", *n, lat))
+	return b.emit(withCPU(latencyRecord(b, "start", *n, lat), span))
 }
 
 // cmdTeardown removes the benchmark's manifests from the agent's directory
@@ -118,6 +120,7 @@ func cmdStart(ctx context.Context, b *bench, args []string) error {
 func cmdTeardown(ctx context.Context, b *bench, args []string) error {
 	fs := flag.NewFlagSet("teardown", flag.ContinueOnError)
 	dir := fs.String("manifest-dir", "", "the agent's static pod directory (required)")
+	pid := fs.Int("pid", 0, "the agent's process ID, to report its CPU use")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -136,6 +139,7 @@ func cmdTeardown(ctx context.Context, b *bench, args []string) error {
 	if len(want) == 0 || len(files) == 0 {
 		return fmt.Errorf("teardown: %d pods of namespace %s run and %d manifests are in %s: nothing to tear down", len(want), b.namespace, len(files), *dir)
 	}
+	span := startCPUSpan(b.runtimeCgroup, *pid)
 	t0 := time.Now()
 	for _, f := range files {
 		if err := os.Remove(f); err != nil {
@@ -146,7 +150,7 @@ func cmdTeardown(ctx context.Context, b *bench, args []string) error {
 	if err != nil {
 		return fmt.Errorf("teardown: %w", err)
 	}
-	return b.emit(latencyRecord(b, "teardown", len(files), lat))
+	return b.emit(withCPU(latencyRecord(b, "teardown", len(files), lat), span))
 }
 
 // cmdWarmup runs one pod through the agent and removes it again, untimed,
@@ -398,6 +402,7 @@ func (b *bench) measureRestart(ctx context.Context, o restartOptions, replace fu
 	})
 
 	lat := map[int]time.Duration{}
+	created := map[int]time.Duration{} // death → replacement created
 	tick := time.NewTicker(b.poll)
 	defer tick.Stop()
 	for len(lat) < o.kill {
@@ -430,6 +435,7 @@ func (b *bench) measureRestart(ctx context.Context, o restartOptions, replace fu
 					return record{}, fmt.Errorf("restart: status of %s: %w", c.GetId(), err)
 				}
 				lat[i] = time.Duration(st.GetStatus().GetStartedAt() - d.finished)
+				created[i] = time.Duration(st.GetStatus().GetCreatedAt() - d.finished)
 			}
 		}
 		select {
@@ -447,6 +453,8 @@ func (b *bench) measureRestart(ctx context.Context, o restartOptions, replace fu
 	}
 	r := latencyRecord(b, "restart", len(p.running), lat)
 	r.TotalMS = 0 // the kills are spread out: no meaningful total
+	c := latencyRecord(b, "restart", len(p.running), created)
+	r.CreatedP50MS, r.CreatedP90MS = &c.P50MS, &c.P90MS
 	return r, nil
 }
 

@@ -201,3 +201,67 @@ func TestReport(t *testing.T) {
 		t.Errorf("report has restart rows without restart measurements:\n%s", got)
 	}
 }
+
+// The floors come first, the floor itself before the others; ratios are
+// to the floor, and the last agent's to the first agent's, floors aside.
+func TestReportFloors(t *testing.T) {
+	f := func(v float64) *float64 { return &v }
+	recs := []record{
+		{Runtime: "rt", Agent: "kubelet", Run: 1, Measure: "teardown", Pods: 10, N: 10, TotalMS: 6000, WindowS: 6, MachineCPUS: f(12), RuntimeCPUS: f(10), AgentCPUS: f(0.5)},
+		{Runtime: "rt", Agent: "floor-all", Run: 1, Measure: "teardown", Pods: 10, N: 10, TotalMS: 5000, WindowS: 5, MachineCPUS: f(9.5), RuntimeCPUS: f(9)},
+		{Runtime: "rt", Agent: "nodekit", Run: 1, Measure: "teardown", Pods: 10, N: 10, TotalMS: 4500, WindowS: 4.5, MachineCPUS: f(9), RuntimeCPUS: f(8.5), AgentCPUS: f(0.2)},
+		{Runtime: "rt", Agent: "floor", Run: 1, Measure: "teardown", Pods: 10, N: 10, TotalMS: 4000, WindowS: 4, MachineCPUS: f(8), RuntimeCPUS: f(7)},
+		{Runtime: "rt", Agent: "floor", Run: 1, Measure: "relist", Pods: 10, N: 300, ListClientMS: f(2), ListSandboxesClientMS: f(0.8), ListRuntimeMS: f(1)},
+	}
+	path := filepath.Join(t.TempDir(), "results.jsonl")
+	var buf bytes.Buffer
+	for _, r := range recs {
+		line, _ := json.Marshal(r)
+		buf.Write(append(line, '\n'))
+	}
+	if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	if err := report([]string{path}, &out); err != nil {
+		t.Fatal(err)
+	}
+	got := out.String()
+	for _, want := range []string{
+		"| metric | floor | floor-all | kubelet | nodekit | kubelet / floor | nodekit / floor | nodekit / kubelet |",
+		"| teardown: all stopped (s) | 4.00 | 5.00 | 6.00 | 4.50 | 1.50 | 1.12 | 0.75 |",
+		"| teardown: machine busy (CPUs) | 2.00 | 1.90 | 2.00 | 2.00 | – | – | – |",
+		"| teardown: runtime CPU (CPU-s) | 7.0 | 9.0 | 10.0 | 8.5 | 1.43 | 1.21 | 0.85 |",
+		"| relist of every pod: client CPU (ms) | 2.00 | – | – | – | – | – | – |",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("report lacks %q; got:\n%s", want, got)
+		}
+	}
+}
+
+func TestParseCPUCounters(t *testing.T) {
+	stat := "cpu  100 5 50 1000 20 3 7 2 9 0\ncpu0 50 2 25 500 10 1 3 1 4 0\nintr 1\n"
+	if got, err := parseBusyTicks([]byte(stat)); err != nil || got != 167 {
+		t.Errorf("parseBusyTicks = %d, %v; want 167 (user nice system irq softirq steal)", got, err)
+	}
+	if _, err := parseBusyTicks([]byte("cpu0 1 2 3\n")); err == nil {
+		t.Error("parseBusyTicks without a cpu line: no error")
+	}
+	if got, err := parseCPUStatUsage([]byte("usage_usec 2500000\nuser_usec 2000000\n")); err != nil || got != 2500*time.Millisecond {
+		t.Errorf("parseCPUStatUsage = %v, %v; want 2.5s", got, err)
+	}
+	if _, err := parseCPUStatUsage([]byte("user_usec 1\n")); err == nil {
+		t.Error("parseCPUStatUsage without usage_usec: no error")
+	}
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "cpuacct.usage"), []byte("1500000000\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := cgroupCPU(dir); err != nil || got != 1500*time.Millisecond {
+		t.Errorf("cgroupCPU(v1) = %v, %v; want 1.5s", got, err)
+	}
+	if b, err := machineBusyTicks(); err != nil || b <= 0 {
+		t.Errorf("machineBusyTicks = %d, %v", b, err)
+	}
+}

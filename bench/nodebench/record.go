@@ -28,9 +28,38 @@ type record struct {
 	P90MS   float64 `json:"p90_ms,omitempty"`
 	P99MS   float64 `json:"p99_ms,omitempty"`
 	MaxMS   float64 `json:"max_ms,omitempty"`
+	// start, teardown: the CPU-seconds used over the WindowS seconds from
+	// the first manifest written or removed to the last pod seen done: by
+	// the whole machine (busy time summed over its CPUs), the runtime
+	// (its cgroup: containerd, its shims and the runc they run; with
+	// -runtime-cgroup), the agent (with -pid) and nodebench itself
+	// (polling, and for the floor driving the runtime). A machine busy on
+	// every CPU throughout is saturated: the work, not a wait, sets the
+	// time.
+	MachineCPUS *float64 `json:"machine_cpu_s,omitempty"`
+	RuntimeCPUS *float64 `json:"runtime_cpu_s,omitempty"`
+	AgentCPUS   *float64 `json:"agent_cpu_s,omitempty"`
+	BenchCPUS   *float64 `json:"bench_cpu_s,omitempty"`
+	// restart: from the death to the replacement's creation (created_at,
+	// the runtime's clock), p50 and p90: the part of the restart before
+	// the runtime creates and starts the new container (the agent
+	// learning of the death and deciding).
+	CreatedP50MS *float64 `json:"created_p50_ms,omitempty"`
+	CreatedP90MS *float64 `json:"created_p90_ms,omitempty"`
+	// relist: per relist (every sandbox and container listed once), the
+	// CPU milliseconds of the client (nodebench, through nodekit's CRI
+	// client; of it, for the sandboxes' list) and of the runtime, and the
+	// wall milliseconds.
+	ListClientMS          *float64 `json:"list_client_ms,omitempty"`
+	ListSandboxesClientMS *float64 `json:"list_sandboxes_client_ms,omitempty"`
+	ListRuntimeMS         *float64 `json:"list_runtime_ms,omitempty"`
+	ListWallMS            *float64 `json:"list_wall_ms,omitempty"`
+	// Workers: for the floor, how many pods it started or stopped at once.
+	Workers int `json:"workers,omitempty"`
 
 	// steady: over WindowS seconds, the agent's CPU use in percent of one
-	// CPU, its mean and peak RSS, and the runtime's CPU use.
+	// CPU, its mean and peak RSS, and the runtime's CPU use (its main
+	// process).
 	WindowS           float64  `json:"window_s,omitempty"`
 	CPUPercent        *float64 `json:"cpu_pct,omitempty"`
 	RSSMiB            *float64 `json:"rss_mib,omitempty"`
@@ -108,10 +137,28 @@ func (r record) human() string {
 		if r.RuntimeCPUPercent != nil {
 			fmt.Fprintf(&sb, ", runtime CPU %.1f %%", *r.RuntimeCPUPercent)
 		}
+	case "relist":
+		fmt.Fprintf(&sb, "%d relists: each %.2f ms of the client's CPU (sandboxes %.2f), %.2f ms of the runtime's, %.2f ms wall", r.N, deref(r.ListClientMS), deref(r.ListSandboxesClientMS), deref(r.ListRuntimeMS), deref(r.ListWallMS))
 	case "restart":
 		fmt.Fprintf(&sb, "%d killed, death → running again: p50 %s  p90 %s  p99 %s", r.N, msf(r.P50MS), msf(r.P90MS), msf(r.P99MS))
+		if r.CreatedP50MS != nil {
+			fmt.Fprintf(&sb, "; death → created: p50 %s  p90 %s", msf(*r.CreatedP50MS), msf(deref(r.CreatedP90MS)))
+		}
 	default:
 		fmt.Fprintf(&sb, "all %d in %s; per pod p50 %s  p90 %s  p99 %s", r.N, msf(r.TotalMS), msf(r.P50MS), msf(r.P90MS), msf(r.P99MS))
+		if r.MachineCPUS != nil && r.WindowS > 0 {
+			fmt.Fprintf(&sb, "; CPU-s: machine %.1f (%.2f CPUs busy)", *r.MachineCPUS, *r.MachineCPUS/r.WindowS)
+			if r.RuntimeCPUS != nil {
+				fmt.Fprintf(&sb, ", runtime %.1f", *r.RuntimeCPUS)
+			}
+			if r.AgentCPUS != nil {
+				fmt.Fprintf(&sb, ", agent %.1f", *r.AgentCPUS)
+			}
+			fmt.Fprintf(&sb, ", nodebench %.1f", deref(r.BenchCPUS))
+		}
+		if r.Workers > 0 {
+			fmt.Fprintf(&sb, "; %d workers", r.Workers)
+		}
 	}
 	return sb.String()
 }

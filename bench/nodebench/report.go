@@ -39,17 +39,34 @@ func ptrv(f func(record) *float64) func(record) (float64, bool) {
 	}
 }
 
+// busyCPUs is how many CPUs the machine kept busy on average.
+func busyCPUs(r record) (float64, bool) {
+	if r.MachineCPUS == nil || r.WindowS <= 0 {
+		return 0, false
+	}
+	return *r.MachineCPUS / r.WindowS, true
+}
+
 var metrics = []metric{
 	{"start: all running (s)", "start", ms2s(func(r record) float64 { return r.TotalMS }), "%.2f", true},
 	{"start: per pod p50 (s)", "start", ms2s(func(r record) float64 { return r.P50MS }), "%.2f", true},
 	{"start: per pod p90 (s)", "start", ms2s(func(r record) float64 { return r.P90MS }), "%.2f", true},
 	{"start: per pod p99 (s)", "start", ms2s(func(r record) float64 { return r.P99MS }), "%.2f", true},
+	{"start: machine busy (CPUs)", "start", busyCPUs, "%.2f", false},
+	{"start: runtime CPU (CPU-s)", "start", ptrv(func(r record) *float64 { return r.RuntimeCPUS }), "%.1f", true},
+	{"start: agent CPU (CPU-s)", "start", ptrv(func(r record) *float64 { return r.AgentCPUS }), "%.1f", true},
 	{"restart: death → running p50 (ms)", "restart", msv(func(r record) float64 { return r.P50MS }), "%.0f", true},
 	{"restart: p90 (ms)", "restart", msv(func(r record) float64 { return r.P90MS }), "%.0f", true},
 	{"restart: p99 (ms)", "restart", msv(func(r record) float64 { return r.P99MS }), "%.0f", true},
+	{"restart: death → created p50 (ms)", "restart", ptrv(func(r record) *float64 { return r.CreatedP50MS }), "%.0f", true},
+	{"relist of every pod: client CPU (ms)", "relist", ptrv(func(r record) *float64 { return r.ListClientMS }), "%.2f", false},
+	{"relist of every pod: runtime CPU (ms)", "relist", ptrv(func(r record) *float64 { return r.ListRuntimeMS }), "%.2f", false},
 	{"teardown: all stopped (s)", "teardown", ms2s(func(r record) float64 { return r.TotalMS }), "%.2f", true},
 	{"teardown: per pod p50 (s)", "teardown", ms2s(func(r record) float64 { return r.P50MS }), "%.2f", true},
 	{"teardown: per pod p99 (s)", "teardown", ms2s(func(r record) float64 { return r.P99MS }), "%.2f", true},
+	{"teardown: machine busy (CPUs)", "teardown", busyCPUs, "%.2f", false},
+	{"teardown: runtime CPU (CPU-s)", "teardown", ptrv(func(r record) *float64 { return r.RuntimeCPUS }), "%.1f", true},
+	{"teardown: agent CPU (CPU-s)", "teardown", ptrv(func(r record) *float64 { return r.AgentCPUS }), "%.1f", true},
 	{"steady: agent CPU (% of one CPU)", "steady", ptrv(func(r record) *float64 { return r.CPUPercent }), "%.1f", true},
 	{"steady: agent RSS, mean (MiB)", "steady", ptrv(func(r record) *float64 { return r.RSSMiB }), "%.1f", true},
 	{"steady: agent RSS, peak (MiB)", "steady", ptrv(func(r record) *float64 { return r.RSSMaxMiB }), "%.1f", true},
@@ -131,8 +148,12 @@ func readRecords(name string) ([]record, error) {
 	return recs, sc.Err()
 }
 
-// agentsOf orders the agents of recs: the floor first, then the others
-// in the order they first appear.
+// isFloor reports whether agent is one of the runtime's floors ("floor",
+// "floor-all"): nodebench itself, no agent.
+func isFloor(agent string) bool { return agent == "floor" || strings.HasPrefix(agent, "floor-") }
+
+// agentsOf orders the agents of recs: the floor first, then the other
+// floors, then the agents, each in the order they first appear.
 func agentsOf(recs []record) []string {
 	var agents []string
 	for _, r := range recs {
@@ -140,29 +161,31 @@ func agentsOf(recs []record) []string {
 			agents = append(agents, r.Agent)
 		}
 	}
-	slices.SortStableFunc(agents, func(a, b string) int {
+	rank := func(a string) int {
 		switch {
-		case a == b:
-			return 0
 		case a == "floor":
-			return -1
-		case b == "floor":
+			return 0
+		case isFloor(a):
 			return 1
 		}
-		return 0
-	})
+		return 2
+	}
+	slices.SortStableFunc(agents, func(a, b string) int { return rank(a) - rank(b) })
 	return agents
 }
 
 func writeTable(out io.Writer, runtime string, pods int, recs []record) {
 	agents := agentsOf(recs)
 	var others []string
+	hasFloor := false
 	for _, a := range agents {
-		if a != "floor" {
+		switch {
+		case a == "floor":
+			hasFloor = true
+		case !isFloor(a):
 			others = append(others, a)
 		}
 	}
-	hasFloor := len(others) < len(agents)
 	runs := make([]string, len(agents))
 	for k, a := range agents {
 		seen := map[int]bool{}
