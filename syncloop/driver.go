@@ -537,6 +537,7 @@ func (d *Driver) killContainer(ctx context.Context, pod *v1.Pod, c *v1.Container
 	if err := d.cfg.Runtime.StopContainer(ctx, id, grace); err != nil && !errors.Is(err, core.ErrNotFound) {
 		return fmt.Errorf("stop container %q of pod %s/%s: %w", name, pod.Namespace, pod.Name, err)
 	}
+	d.log.Info("container stopped", zap.String("pod", pod.Namespace+"/"+pod.Name), zap.String("container", name), zap.String("containerID", id), zap.Int64("gracePeriod", grace))
 	return nil
 }
 
@@ -707,7 +708,9 @@ func (d *Driver) SyncTerminatingPod(ctx context.Context, pod *v1.Pod, status *co
 		}
 		if err := d.cfg.Runtime.StopPodSandbox(ctx, sb.GetId()); err != nil && !errors.Is(err, core.ErrNotFound) {
 			errs = append(errs, fmt.Errorf("stop sandbox of pod %s/%s: %w", pod.Namespace, pod.Name, err))
+			continue
 		}
+		d.log.Info("pod sandbox stopped", zap.String("pod", pod.Namespace+"/"+pod.Name), zap.String("sandbox", sb.GetId()))
 	}
 	return errors.Join(errs...)
 }

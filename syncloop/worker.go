@@ -415,6 +415,17 @@ func (w *Workers) States() map[types.UID]WorkerState {
 // work is one pod's worker loop.
 func (w *Workers) work(ctx context.Context, pw *podWorker) {
 	var lastSync time.Time
+	// atHand: the next termination pass may start from the status at
+	// hand rather than wait for one observed after the last sync. A kill
+	// must not wait: refreshing every pod of a mass deletion first costs
+	// the runtime a status round each and, where the source refreshes one
+	// pod at a time, serializes them ahead of the first stop. What that
+	// status missed (a container the last sync started) is seen by the
+	// check that follows every pass, which then goes round once more.
+	atHand := true
+	// after is a status observed after the last termination pass, which
+	// the next pass starts from.
+	var after *core.PodStatus
 	timer := w.cfg.Clock.NewTimer(time.Hour)
 	timer.Stop()
 	defer timer.Stop()
@@ -434,7 +445,17 @@ func (w *Workers) work(ctx context.Context, pw *podWorker) {
 
 		started := w.cfg.Clock.Now()
 		log := w.log.With(zap.String("pod", pod.Namespace+"/"+pod.Name), zap.String("podUID", string(pw.uid)), zap.Stringer("state", state))
-		status, err := w.status(ctx, pw.uid, lastSync)
+		var status *core.PodStatus
+		var err error
+		usedAtHand := state == Terminating && atHand
+		switch {
+		case usedAtHand:
+			status, err = w.statusAtHand(ctx, pw.uid, lastSync)
+		case state == Terminating && after != nil:
+			status, after = after, nil
+		default:
+			status, err = w.status(ctx, pw.uid, lastSync)
+		}
 		if err != nil {
 			cancel()
 			if ctx.Err() != nil {
@@ -492,11 +513,31 @@ func (w *Workers) work(ctx context.Context, pw *podWorker) {
 					w.wakeNow(pw)
 					continue
 				}
+				atHand = false
 				log.Warn("termination failed; retrying", zap.Error(err))
 				w.requeue(timer, w.cfg.BackOffPeriod)
 				continue
 			}
-			if err := w.finish(ctx, pw, pod); err != nil {
+			atHand = false
+			// What runs now, observed after every stop.
+			status, err = w.status(ctx, pw.uid, w.cfg.Clock.Now())
+			if err != nil {
+				if ctx.Err() != nil {
+					return
+				}
+				log.Warn("no pod status after the termination; retrying", zap.Error(err))
+				w.requeue(timer, w.cfg.BackOffPeriod)
+				continue
+			}
+			if usedAtHand && stillRuns(status) {
+				// The status at hand missed something: stop it too,
+				// now, from this status.
+				log.Info("pod still runs what its status did not show; terminating it again")
+				after = status
+				w.wakeNow(pw)
+				continue
+			}
+			if err := w.finish(ctx, pw, pod, status); err != nil {
 				if ctx.Err() != nil {
 					return
 				}
@@ -537,13 +578,40 @@ func (w *Workers) status(ctx context.Context, uid types.UID, since time.Time) (*
 	return w.cfg.Status.GetNewerThan(ctx, uid, since)
 }
 
-// finish runs SyncTerminatedPod with a status observed after every
-// container stopped, then marks the pod terminated.
-func (w *Workers) finish(ctx context.Context, pw *podWorker, pod *v1.Pod) error {
-	status, err := w.status(ctx, pw.uid, w.cfg.Clock.Now())
-	if err != nil {
-		return err
+// statusAtHand returns the newest status the source has of the pod,
+// however old, without waiting or refreshing; when it has none at all, a
+// status observed after since, as status does.
+func (w *Workers) statusAtHand(ctx context.Context, uid types.UID, since time.Time) (*core.PodStatus, error) {
+	done, cancel := context.WithCancel(ctx)
+	cancel()
+	if st, err := w.cfg.Status.GetNewerThan(done, uid, time.Time{}); err == nil {
+		return st, nil
 	}
+	return w.status(ctx, uid, since)
+}
+
+// stillRuns reports whether status shows a container running or a
+// sandbox ready: what a termination pass stops.
+func stillRuns(status *core.PodStatus) bool {
+	if status == nil {
+		return false
+	}
+	for _, cs := range status.ContainerStatuses {
+		if cs.GetState() == runtimeapi.ContainerState_CONTAINER_RUNNING {
+			return true
+		}
+	}
+	for _, sb := range status.SandboxStatuses {
+		if sb.GetState() == runtimeapi.PodSandboxState_SANDBOX_READY {
+			return true
+		}
+	}
+	return false
+}
+
+// finish runs SyncTerminatedPod with status, observed after every
+// container stopped, then marks the pod terminated.
+func (w *Workers) finish(ctx context.Context, pw *podWorker, pod *v1.Pod, status *core.PodStatus) error {
 	if err := w.cfg.Syncer.SyncTerminatedPod(ctx, pod, status); err != nil {
 		return err
 	}

@@ -515,3 +515,253 @@ func TestWorkerWantsStatusNewerThanLastSync(t *testing.T) {
 		}
 	})
 }
+
+// runtimeTruth is what a runtime runs of one pod, and a status source
+// that caches snapshots of it: a snapshot is taken at each RelistPod only,
+// so the cached status may lag behind the truth.
+type runtimeTruth struct {
+	mu        sync.Mutex
+	truth     *core.PodStatus
+	cached    *core.PodStatus
+	observed  time.Time
+	refreshes int
+	// stubborn containers ignore StopContainer.
+	stubborn map[string]bool
+}
+
+func newRuntimeTruth(containers ...string) *runtimeTruth {
+	st := &core.PodStatus{UID: "uid-web", SandboxStatuses: []*runtimeapi.PodSandboxStatus{{Id: "sb1", State: runtimeapi.PodSandboxState_SANDBOX_READY}}}
+	for _, id := range containers {
+		st.ContainerStatuses = append(st.ContainerStatuses, &runtimeapi.ContainerStatus{Id: id, Metadata: &runtimeapi.ContainerMetadata{Name: id}, State: runtimeapi.ContainerState_CONTAINER_RUNNING})
+	}
+	r := &runtimeTruth{truth: st, stubborn: map[string]bool{}}
+	r.snapshotLocked()
+	return r
+}
+
+func (r *runtimeTruth) snapshotLocked() {
+	c := &core.PodStatus{UID: r.truth.UID}
+	for _, sb := range r.truth.SandboxStatuses {
+		c.SandboxStatuses = append(c.SandboxStatuses, &runtimeapi.PodSandboxStatus{Id: sb.Id, State: sb.State})
+	}
+	for _, cs := range r.truth.ContainerStatuses {
+		c.ContainerStatuses = append(c.ContainerStatuses, &runtimeapi.ContainerStatus{Id: cs.Id, Metadata: cs.Metadata, State: cs.State})
+	}
+	r.cached, r.observed = c, time.Now()
+}
+
+func (r *runtimeTruth) GetNewerThan(ctx context.Context, _ types.UID, minTime time.Time) (*core.PodStatus, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !r.observed.After(minTime) {
+		if ctx.Err() == nil {
+			return nil, errors.New("runtimeTruth: would block")
+		}
+		return nil, ctx.Err()
+	}
+	return r.cached, nil
+}
+
+func (r *runtimeTruth) RelistPod(context.Context, types.UID) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.refreshes++
+	r.snapshotLocked()
+	return nil
+}
+
+// start adds a running container to the truth, not to the cache.
+func (r *runtimeTruth) start(id string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.truth.ContainerStatuses = append(r.truth.ContainerStatuses, &runtimeapi.ContainerStatus{Id: id, Metadata: &runtimeapi.ContainerMetadata{Name: id}, State: runtimeapi.ContainerState_CONTAINER_RUNNING})
+}
+
+func (r *runtimeTruth) running() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []string
+	for _, cs := range r.truth.ContainerStatuses {
+		if cs.State == runtimeapi.ContainerState_CONTAINER_RUNNING {
+			out = append(out, cs.Id)
+		}
+	}
+	for _, sb := range r.truth.SandboxStatuses {
+		if sb.State == runtimeapi.PodSandboxState_SANDBOX_READY {
+			out = append(out, sb.Id)
+		}
+	}
+	return out
+}
+
+// truthSyncer acts on a runtimeTruth as the driver acts on a runtime: a
+// termination stops what the status it is given shows running, and
+// nothing else.
+type truthSyncer struct {
+	rt *runtimeTruth
+	// onSync runs at each SyncPod.
+	onSync func()
+
+	mu    sync.Mutex
+	calls []string
+}
+
+func (s *truthSyncer) record(call string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.rt.mu.Lock()
+	refreshes := s.rt.refreshes
+	s.rt.mu.Unlock()
+	s.calls = append(s.calls, fmt.Sprintf("%s@%d", call, refreshes))
+}
+
+func (s *truthSyncer) get() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.calls...)
+}
+
+func (s *truthSyncer) SyncPod(context.Context, *v1.Pod, *core.PodStatus) (bool, error) {
+	s.record("sync")
+	if s.onSync != nil {
+		s.onSync()
+	}
+	return false, nil
+}
+
+func (s *truthSyncer) SyncTerminatingPod(_ context.Context, _ *v1.Pod, status *core.PodStatus, _ int64) error {
+	var shown []string
+	r := s.rt
+	r.mu.Lock()
+	for _, cs := range status.ContainerStatuses {
+		if cs.GetState() != runtimeapi.ContainerState_CONTAINER_RUNNING {
+			continue
+		}
+		shown = append(shown, cs.GetId())
+		for _, t := range r.truth.ContainerStatuses {
+			if t.Id == cs.GetId() && !r.stubborn[t.Id] {
+				t.State = runtimeapi.ContainerState_CONTAINER_EXITED
+			}
+		}
+	}
+	for _, sb := range status.SandboxStatuses {
+		for _, t := range r.truth.SandboxStatuses {
+			if t.Id == sb.GetId() {
+				t.State = runtimeapi.PodSandboxState_SANDBOX_NOTREADY
+			}
+		}
+	}
+	r.mu.Unlock()
+	s.record(fmt.Sprintf("terminate%v", shown))
+	return nil
+}
+
+func (s *truthSyncer) SyncTerminatedPod(_ context.Context, _ *v1.Pod, status *core.PodStatus) error {
+	s.record("terminated")
+	for _, cs := range status.ContainerStatuses {
+		if cs.GetState() == runtimeapi.ContainerState_CONTAINER_RUNNING {
+			return fmt.Errorf("container %s is still running", cs.GetId())
+		}
+	}
+	return nil
+}
+
+func runTruthWorkers(t *testing.T, s *truthSyncer) (*Workers, func()) {
+	w, err := NewWorkers(WorkersConfig{Syncer: s, Status: s.rt, Jitter: func() float64 { return 0 }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	go func() { w.Run(ctx); close(done) }()
+	return w, func() { cancel(); <-done }
+}
+
+// A kill stops what the status at hand shows at once, without refreshing
+// the pod first (calls are tagged with the refreshes made before them);
+// the status observed after the stops, one refresh, confirms the pod
+// terminated.
+func TestWorkerKillStartsFromStatusAtHand(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		rt := newRuntimeTruth("app")
+		s := &truthSyncer{rt: rt}
+		w, stop := runTruthWorkers(t, s)
+		defer stop()
+		w.Update(Update{Type: UpdateCreate, Pod: testPod("1")})
+		synctest.Wait()
+		time.Sleep(time.Second) // the status at hand is older than the sync
+		w.Update(Update{Type: UpdateKill, Pod: testPod("1")})
+		synctest.Wait()
+		if got, want := fmt.Sprint(s.get()), "[sync@0 terminate[app]@0 terminated@1]"; got != want {
+			t.Errorf("calls %s, want %s", got, want)
+		}
+		if st, _ := w.State("uid-web"); st != Terminated {
+			t.Errorf("state %v, want terminated", st)
+		}
+		if r := rt.running(); len(r) != 0 {
+			t.Errorf("still running: %v", r)
+		}
+	})
+}
+
+// What the status at hand missed (a container the last sync started) is
+// seen after the first pass, and stopped by a second one at once, from
+// the status that showed it: no back-off, no further refresh before it.
+func TestWorkerKillStopsWhatTheStatusAtHandMissed(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		rt := newRuntimeTruth("app")
+		s := &truthSyncer{rt: rt, onSync: func() { rt.start("sidecar") }}
+		w, stop := runTruthWorkers(t, s)
+		defer stop()
+		w.Update(Update{Type: UpdateCreate, Pod: testPod("1")})
+		synctest.Wait()
+		start := time.Now()
+		w.Update(Update{Type: UpdateKill, Pod: testPod("1")})
+		synctest.Wait()
+		if got, want := fmt.Sprint(s.get()), "[sync@0 terminate[app]@0 terminate[sidecar]@1 terminated@2]"; got != want {
+			t.Errorf("calls %s, want %s", got, want)
+		}
+		if d := time.Since(start); d != 0 {
+			t.Errorf("terminated after %s, want at once", d)
+		}
+		if r := rt.running(); len(r) != 0 {
+			t.Errorf("still running: %v", r)
+		}
+		if st, _ := w.State("uid-web"); st != Terminated {
+			t.Errorf("state %v, want terminated", st)
+		}
+	})
+}
+
+// A container that keeps running after a pass made from a fresh status is
+// retried after the back-off period, not in a tight loop.
+func TestWorkerKillBacksOffWhenAContainerKeepsRunning(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		rt := newRuntimeTruth("app")
+		rt.stubborn["app"] = true
+		s := &truthSyncer{rt: rt}
+		w, stop := runTruthWorkers(t, s)
+		defer stop()
+		w.Update(Update{Type: UpdateCreate, Pod: testPod("1")})
+		synctest.Wait()
+		w.Update(Update{Type: UpdateKill, Pod: testPod("1")})
+		synctest.Wait()
+		want := "[sync@0 terminate[app]@0 terminate[app]@1 terminated@2]"
+		if got := fmt.Sprint(s.get()); got != want {
+			t.Fatalf("calls %s, want %s", got, want)
+		}
+		time.Sleep(DefaultBackOffPeriod - time.Millisecond)
+		synctest.Wait()
+		if got := fmt.Sprint(s.get()); got != want {
+			t.Fatalf("retried before the back-off period: %s", got)
+		}
+		time.Sleep(time.Millisecond)
+		synctest.Wait()
+		if got := s.get(); len(got) != 6 || got[4] != "terminate[app]@3" {
+			t.Errorf("after the back-off period: %v, want another pass from a fresh status", got)
+		}
+		if st, _ := w.State("uid-web"); st != Terminating {
+			t.Errorf("state %v, want terminating", st)
+		}
+	})
+}
