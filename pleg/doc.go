@@ -34,9 +34,14 @@
 // runtime without the stream (containerd 1.6, core.ErrUnimplemented) is
 // relisted every RelistPeriod, and the log says so. A broken stream is
 // reconnected with exponential back-off, relisting every RelistPeriod
-// meanwhile. Events are the same in both modes: creating a container makes
-// no event, so it does not matter whether the runtime was observed between
-// create and start.
+// meanwhile. Without the stream, the sandboxes are listed only every
+// SandboxRelistPeriod (1 s) and the relists in between list the containers
+// alone: a container's death, what a short RelistPeriod is for, shows
+// there, at about half the cost of a full relist; a sandbox's death waits
+// for the next full relist, and a pod with a container new to the PLEG has
+// its sandboxes listed at once. Events are the same in both modes:
+// creating a container makes no event, so it does not matter whether the
+// runtime was observed between create and start.
 //
 // # Consumers
 //

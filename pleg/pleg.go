@@ -40,6 +40,7 @@ const (
 // Defaults of Config.
 const (
 	DefaultRelistPeriod           = time.Second
+	DefaultSandboxRelistPeriod    = time.Second
 	DefaultRelistThreshold        = 3 * time.Minute
 	DefaultEventedRelistPeriod    = 300 * time.Second
 	DefaultEventedRelistThreshold = 10 * time.Minute
@@ -64,6 +65,17 @@ type Config struct {
 	// RelistPeriod is the time between the end of one relist and the start
 	// of the next, without an event stream. Default 1 s.
 	RelistPeriod time.Duration
+	// SandboxRelistPeriod: without an event stream, the sandboxes are
+	// listed only this often, and the relists in between list the
+	// containers alone. A container that dies, what a short RelistPeriod
+	// is for, shows in the containers' list; listing the sandboxes costs
+	// about as much again (the client decodes every sandbox's labels and
+	// annotations). A sandbox that dies is found by the next full relist,
+	// a new container's sandbox at once (its pod's sandboxes are listed
+	// then). The cache's global time moves with full relists only.
+	// Default 1 s, the kubelet's relist period; at or below RelistPeriod,
+	// every relist is a full one.
+	SandboxRelistPeriod time.Duration
 	// RelistThreshold: Healthy fails when no relist has completed for this
 	// long. Default 3 min.
 	RelistThreshold time.Duration
@@ -100,6 +112,7 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	setDefault(&c.RelistPeriod, DefaultRelistPeriod)
 	setDefault(&c.RelistThreshold, DefaultRelistThreshold)
+	setDefault(&c.SandboxRelistPeriod, DefaultSandboxRelistPeriod)
 	setDefault(&c.EventedRelistPeriod, DefaultEventedRelistPeriod)
 	setDefault(&c.EventedRelistThreshold, DefaultEventedRelistThreshold)
 	setDefault(&c.StreamRetryMin, DefaultStreamRetryMin)
@@ -112,7 +125,7 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	var errs []error
 	for name, d := range map[string]time.Duration{
-		"RelistPeriod": c.RelistPeriod, "RelistThreshold": c.RelistThreshold,
+		"RelistPeriod": c.RelistPeriod, "RelistThreshold": c.RelistThreshold, "SandboxRelistPeriod": c.SandboxRelistPeriod,
 		"EventedRelistPeriod": c.EventedRelistPeriod, "EventedRelistThreshold": c.EventedRelistThreshold,
 		"StreamRetryMin": c.StreamRetryMin, "StreamRetryMax": c.StreamRetryMax,
 	} {
@@ -272,10 +285,12 @@ func (p *PLEG) Run(ctx context.Context) error {
 	timer := p.cfg.Clock.NewTimer(p.period())
 	defer timer.Stop()
 	for {
+		full := true
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-timer.C():
+			full = p.fullRelistDue()
 		case <-p.kick:
 			if !timer.Stop() {
 				select {
@@ -291,11 +306,28 @@ func (p *PLEG) Run(ctx context.Context) error {
 			}
 			continue
 		}
-		if err := p.Relist(ctx); err != nil && ctx.Err() == nil {
+		if !full {
+			if err := p.relistContainers(ctx); err != nil && ctx.Err() == nil {
+				p.log.Warn("relist of the containers failed", zap.Error(err))
+			}
+		} else if err := p.Relist(ctx); err != nil && ctx.Err() == nil {
 			p.log.Error("relist failed", zap.Error(err))
 		}
 		timer.Reset(p.period())
 	}
+}
+
+// fullRelistDue reports whether the next periodic relist must list the
+// sandboxes too: always while streaming, else once SandboxRelistPeriod
+// has passed since the last full relist started.
+func (p *PLEG) fullRelistDue() bool {
+	if p.Streaming() || p.cfg.SandboxRelistPeriod <= p.cfg.RelistPeriod {
+		return true
+	}
+	p.hmu.Lock()
+	last := p.lastStart
+	p.hmu.Unlock()
+	return last.IsZero() || p.cfg.Clock.Since(last) >= p.cfg.SandboxRelistPeriod
 }
 
 func (p *PLEG) period() time.Duration {

@@ -436,6 +436,7 @@ func TestConfigValidation(t *testing.T) {
 		{Config{Runtime: rt, RelistPeriod: time.Minute, RelistThreshold: time.Second}, "RelistThreshold 1s must exceed RelistPeriod 1m0s"},
 		{Config{Runtime: rt, StreamRetryMin: time.Minute, StreamRetryMax: time.Second}, "StreamRetryMax 1s is below StreamRetryMin 1m0s"},
 		{Config{Runtime: rt, Events: 7}, "Events 7 is not an EventMode"},
+		{Config{Runtime: rt, SandboxRelistPeriod: -time.Second}, "SandboxRelistPeriod -1s must be positive"},
 	} {
 		_, err := New(tc.cfg)
 		if !errors.Is(err, core.ErrInvalid) || !strings.Contains(err.Error(), tc.want) {
