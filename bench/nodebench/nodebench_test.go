@@ -108,16 +108,19 @@ func TestParseStatTicks(t *testing.T) {
 }
 
 func TestParseVmRSS(t *testing.T) {
-	status := "Name:\tkubelet\nVmPeak:\t  900000 kB\nVmRSS:\t   74124 kB\nThreads:\t20\n"
+	status := "Name:\tkubelet\nVmPeak:\t  900000 kB\nVmRSS:\t   74124 kB\nRssAnon:\t   20480 kB\nRssFile:\t   53644 kB\nThreads:\t20\n"
 	got, err := parseVmRSS([]byte(status))
 	if err != nil || got != 74124<<10 {
 		t.Errorf("parseVmRSS = %d, %v; want %d", got, err, 74124<<10)
 	}
+	if anon, err := parseStatusKB([]byte(status), "RssAnon"); err != nil || anon != 20480<<10 {
+		t.Errorf("RssAnon = %d, %v; want %d", anon, err, 20480<<10)
+	}
 	if _, err := parseVmRSS([]byte("Name:\tkthreadd\n")); err == nil {
 		t.Error("parseVmRSS without VmRSS: no error")
 	}
-	if r, err := rssBytes(os.Getpid()); err != nil || r <= 0 {
-		t.Errorf("rssBytes(self) = %d, %v", r, err)
+	if r, a, err := rssBytes(os.Getpid()); err != nil || r <= 0 || a <= 0 || a > r {
+		t.Errorf("rssBytes(self) = %d, %d, %v", r, a, err)
 	}
 }
 

@@ -60,10 +60,15 @@ type record struct {
 	// steady: over WindowS seconds, the agent's CPU use in percent of one
 	// CPU, its mean and peak RSS, and the runtime's CPU use (its main
 	// process).
-	WindowS           float64  `json:"window_s,omitempty"`
-	CPUPercent        *float64 `json:"cpu_pct,omitempty"`
-	RSSMiB            *float64 `json:"rss_mib,omitempty"`
-	RSSMaxMiB         *float64 `json:"rss_max_mib,omitempty"`
+	WindowS    float64  `json:"window_s,omitempty"`
+	CPUPercent *float64 `json:"cpu_pct,omitempty"`
+	RSSMiB     *float64 `json:"rss_mib,omitempty"`
+	RSSMaxMiB  *float64 `json:"rss_max_mib,omitempty"`
+	// RSSAnonMiB is the mean of the RSS's anonymous part (RssAnon): the
+	// agent's own memory, without the pages of its executable, which
+	// depend on how the file sits in the page cache (a binary just
+	// written by the linker maps about 10 MiB more than a copy of it).
+	RSSAnonMiB        *float64 `json:"rss_anon_mib,omitempty"`
 	RuntimeCPUPercent *float64 `json:"runtime_cpu_pct,omitempty"`
 }
 
@@ -133,7 +138,11 @@ func (r record) human() string {
 	fmt.Fprintf(&sb, "%-8s run %d  %-8s %3d pods  ", r.Agent, r.Run, r.Measure, r.Pods)
 	switch r.Measure {
 	case "steady":
-		fmt.Fprintf(&sb, "over %.0f s: agent CPU %.1f %%, RSS %.1f MiB (peak %.1f)", r.WindowS, deref(r.CPUPercent), deref(r.RSSMiB), deref(r.RSSMaxMiB))
+		fmt.Fprintf(&sb, "over %.0f s: agent CPU %.1f %%, RSS %.1f MiB (peak %.1f", r.WindowS, deref(r.CPUPercent), deref(r.RSSMiB), deref(r.RSSMaxMiB))
+		if r.RSSAnonMiB != nil {
+			fmt.Fprintf(&sb, ", anonymous %.1f", *r.RSSAnonMiB)
+		}
+		sb.WriteString(")")
 		if r.RuntimeCPUPercent != nil {
 			fmt.Fprintf(&sb, ", runtime CPU %.1f %%", *r.RuntimeCPUPercent)
 		}

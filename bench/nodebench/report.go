@@ -70,6 +70,7 @@ var metrics = []metric{
 	{"steady: agent CPU (% of one CPU)", "steady", ptrv(func(r record) *float64 { return r.CPUPercent }), "%.1f", true},
 	{"steady: agent RSS, mean (MiB)", "steady", ptrv(func(r record) *float64 { return r.RSSMiB }), "%.1f", true},
 	{"steady: agent RSS, peak (MiB)", "steady", ptrv(func(r record) *float64 { return r.RSSMaxMiB }), "%.1f", true},
+	{"steady: agent RSS anonymous, mean (MiB)", "steady", ptrv(func(r record) *float64 { return r.RSSAnonMiB }), "%.1f", true},
 	{"steady: runtime CPU (% of one CPU)", "steady", ptrv(func(r record) *float64 { return r.RuntimeCPUPercent }), "%.1f", true},
 }
 

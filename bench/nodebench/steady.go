@@ -52,36 +52,48 @@ func parseStatTicks(stat []byte) (int64, error) {
 	return sum, nil
 }
 
-// rssBytes returns pid's resident set size (VmRSS of /proc/<pid>/status).
-func rssBytes(pid int) (int64, error) {
+// rssBytes returns pid's resident set size (VmRSS of /proc/<pid>/status)
+// and the anonymous part of it (RssAnon: the heap and stacks, without the
+// pages of the executable and other files it maps).
+func rssBytes(pid int) (rss, anon int64, err error) {
 	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
-	return parseVmRSS(data)
+	if rss, err = parseStatusKB(data, "VmRSS"); err != nil {
+		return 0, 0, err
+	}
+	if anon, err = parseStatusKB(data, "RssAnon"); err != nil {
+		return 0, 0, err
+	}
+	return rss, anon, nil
 }
 
-func parseVmRSS(status []byte) (int64, error) {
+func parseVmRSS(status []byte) (int64, error) { return parseStatusKB(status, "VmRSS") }
+
+// parseStatusKB reads the field "name:  N kB" of /proc/<pid>/status, in
+// bytes.
+func parseStatusKB(status []byte, name string) (int64, error) {
 	sc := bufio.NewScanner(bytes.NewReader(status))
 	for sc.Scan() {
-		rest, ok := strings.CutPrefix(sc.Text(), "VmRSS:")
+		rest, ok := strings.CutPrefix(sc.Text(), name+":")
 		if !ok {
 			continue
 		}
 		f := strings.Fields(rest)
 		if len(f) != 2 || f[1] != "kB" {
-			return 0, fmt.Errorf("VmRSS: unexpected %q", rest)
+			return 0, fmt.Errorf("%s: unexpected %q", name, rest)
 		}
 		kb, err := strconv.ParseInt(f[0], 10, 64)
 		if err != nil {
-			return 0, fmt.Errorf("VmRSS: %w", err)
+			return 0, fmt.Errorf("%s: %w", name, err)
 		}
 		return kb << 10, nil
 	}
 	if err := sc.Err(); err != nil {
 		return 0, err
 	}
-	return 0, errors.New("no VmRSS line (a kernel thread or a zombie?)")
+	return 0, fmt.Errorf("no %s line (a kernel thread or a zombie?)", name)
 }
 
 // cmdSteady samples the agent's CPU use and RSS over a window while the
@@ -117,13 +129,13 @@ func cmdSteady(ctx context.Context, b *bench, args []string) error {
 		return fmt.Errorf("steady: agent: %w", err)
 	}
 	t0 := time.Now()
-	var rss []int64
+	var rss, anon []int64
 	sample := func() error {
-		r, err := rssBytes(*pid)
+		r, a, err := rssBytes(*pid)
 		if err != nil {
 			return fmt.Errorf("steady: agent: %w", err)
 		}
-		rss = append(rss, r)
+		rss, anon = append(rss, r), append(anon, a)
 		return nil
 	}
 	if err := sample(); err != nil {
@@ -181,8 +193,14 @@ loop:
 	r := b.newRecord("steady", len(before.running))
 	r.WindowS = elapsed.Seconds()
 	r.CPUPercent = pct(ticks1 - ticks0)
+	var anonSum int64
+	for _, a := range anon {
+		anonSum += a
+	}
+	anonMean := float64(anonSum) / float64(len(anon)) / (1 << 20)
 	r.RSSMiB = &mean
 	r.RSSMaxMiB = &peakMiB
+	r.RSSAnonMiB = &anonMean
 	if *rtPid > 0 {
 		r.RuntimeCPUPercent = pct(rtTicks1 - rtTicks0)
 	}
