@@ -38,8 +38,8 @@
 // SandboxRelistPeriod (1 s) and the relists in between list the containers
 // alone: a container's death, what a short RelistPeriod is for, shows
 // there, at about half the cost of a full relist; a sandbox's death waits
-// for the next full relist, and a pod with a container new to the PLEG has
-// its sandboxes listed at once. Events are the same in both modes:
+// for the next full relist, and a relist that finds a container new to the
+// PLEG lists the sandboxes too. Events are the same in both modes:
 // creating a container makes no event, so it does not matter whether the
 // runtime was observed between create and start.
 //

@@ -70,9 +70,10 @@ type Config struct {
 	// containers alone. A container that dies, what a short RelistPeriod
 	// is for, shows in the containers' list; listing the sandboxes costs
 	// about as much again (the client decodes every sandbox's labels and
-	// annotations). A sandbox that dies is found by the next full relist,
-	// a new container's sandbox at once (its pod's sandboxes are listed
-	// then). The cache's global time moves with full relists only.
+	// annotations). A sandbox that dies is found by the next full relist;
+	// a relist that finds a container new to the PLEG lists the sandboxes
+	// too, and is a full one. The cache's global time moves with full
+	// relists only.
 	// Default 1 s, the kubelet's relist period; at or below RelistPeriod,
 	// every relist is a full one.
 	SandboxRelistPeriod time.Duration

@@ -127,14 +127,6 @@ func (p *PLEG) Relist(ctx context.Context) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	start := p.cfg.Clock.Now()
-	p.hmu.Lock()
-	if !p.lastStart.IsZero() {
-		p.metrics.relistInterval.Observe(start.Sub(p.lastStart).Seconds())
-	}
-	p.lastStart = start
-	p.hmu.Unlock()
-	defer func() { p.metrics.relistDuration.Observe(p.cfg.Clock.Since(start).Seconds()) }()
-
 	sandboxes, err := p.cfg.Runtime.ListPodSandbox(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("pleg: relist: %w", err)
@@ -143,7 +135,48 @@ func (p *PLEG) Relist(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("pleg: relist: %w", err)
 	}
+	p.apply(ctx, start, sandboxes, containers, true)
+	return nil
+}
 
+// relistContainers is a relist of the containers alone, between full
+// relists (Config.SandboxRelistPeriod): what changed among the containers
+// is found and published as by Relist, the sandboxes keep their last
+// observed states, and the cache's global time does not move. When a
+// container new to the PLEG shows up, the sandboxes are listed too and the
+// relist is a full one, so that no status shows a new container without
+// its sandbox.
+func (p *PLEG) relistContainers(ctx context.Context) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	start := p.cfg.Clock.Now()
+	containers, err := p.cfg.Runtime.ListContainers(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("pleg: relist containers: %w", err)
+	}
+	full := slices.ContainsFunc(containers, func(c *runtimeapi.Container) bool { return p.entities[c.GetId()] == nil })
+	var sandboxes []*runtimeapi.PodSandbox
+	if full {
+		if sandboxes, err = p.cfg.Runtime.ListPodSandbox(ctx, nil); err != nil {
+			return fmt.Errorf("pleg: relist: %w", err)
+		}
+	}
+	p.apply(ctx, start, sandboxes, containers, full)
+	return nil
+}
+
+// apply takes in the lists of a relist started at start: the sandboxes and
+// containers of a full relist, or the containers alone. p.mu must be held.
+func (p *PLEG) apply(ctx context.Context, start time.Time, sandboxes []*runtimeapi.PodSandbox, containers []*runtimeapi.Container, full bool) {
+	if full {
+		p.hmu.Lock()
+		if !p.lastStart.IsZero() {
+			p.metrics.relistInterval.Observe(start.Sub(p.lastStart).Seconds())
+		}
+		p.lastStart = start
+		p.hmu.Unlock()
+		defer func() { p.metrics.relistDuration.Observe(p.cfg.Clock.Since(start).Seconds()) }()
+	}
 	p.gen++
 	for _, sb := range sandboxes {
 		p.observe(podUID(sb.GetLabels(), sb.GetMetadata()), sb.GetId(), true, sandboxState(sb.GetState()), 0)
@@ -153,92 +186,25 @@ func (p *PLEG) Relist(ctx context.Context) error {
 	}
 	// What was not listed is gone; pods marked for reinspection are due.
 	for _, pod := range p.pods {
-		p.markUnlisted(pod)
+		if full {
+			p.markUnlisted(pod)
+		} else {
+			p.markUnlistedContainers(pod)
+		}
 		if pod.reinspect {
 			p.enqueue(pod)
 		}
 	}
 	p.inspect(ctx, start)
-	p.cache.updateTime(start)
 	p.updateGauges()
-
+	if !full {
+		return
+	}
+	p.cache.updateTime(start)
 	p.hmu.Lock()
 	p.lastRelist = p.cfg.Clock.Now()
 	p.hmu.Unlock()
 	p.metrics.lastSeen.Set(float64(start.Unix()))
-	return nil
-}
-
-// relistContainers is a relist of the containers alone, between full
-// relists (Config.SandboxRelistPeriod): what changed among the containers
-// is found and published as by Relist, the sandboxes keep their last
-// observed states, and the cache's global time does not move. The
-// sandboxes of a pod with a container new to the PLEG are listed first,
-// so that no status shows a new container without its sandbox.
-func (p *PLEG) relistContainers(ctx context.Context) error {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	start := p.cfg.Clock.Now()
-	containers, err := p.cfg.Runtime.ListContainers(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("pleg: relist containers: %w", err)
-	}
-	p.gen++
-	for _, c := range containers {
-		p.observe(podUID(c.GetLabels(), nil), c.GetId(), false, containerState(c.GetState()), c.GetState())
-	}
-	for _, pod := range p.pods {
-		p.markUnlistedContainers(pod)
-		if pod.reinspect {
-			p.enqueue(pod)
-		}
-	}
-	kept := p.work[:0]
-	for _, pod := range p.work {
-		if !hasNewContainer(pod) {
-			kept = append(kept, pod)
-			continue
-		}
-		sandboxes, err := p.cfg.Runtime.ListPodSandbox(ctx, &runtimeapi.PodSandboxFilter{LabelSelector: map[string]string{core.LabelPodUID: string(pod.uid)}})
-		if err != nil {
-			// Not without its sandboxes: the pod waits for the next
-			// relist, its changes kept.
-			p.log.Warn("listing the sandboxes of a pod with a new container failed", zap.String("podUID", string(pod.uid)), zap.Error(err))
-			pod.queued = false
-			continue
-		}
-		for _, sb := range sandboxes {
-			p.observe(pod.uid, sb.GetId(), true, sandboxState(sb.GetState()), 0)
-		}
-		// Sandboxes first, as a full relist observes them: their events
-		// come before their containers'.
-		slices.SortStableFunc(pod.entities, func(a, b *entity) int {
-			switch {
-			case a.sandbox == b.sandbox:
-				return 0
-			case a.sandbox:
-				return -1
-			}
-			return 1
-		})
-		kept = append(kept, pod)
-	}
-	clear(p.work[len(kept):])
-	p.work = kept
-	p.inspect(ctx, start)
-	p.updateGauges()
-	return nil
-}
-
-// hasNewContainer reports whether pod has a container that appeared
-// since its events were last committed.
-func hasNewContainer(pod *podRecord) bool {
-	for _, e := range pod.entities {
-		if !e.sandbox && e.old == nonExistent && e.cur != nonExistent {
-			return true
-		}
-	}
-	return false
 }
 
 // RelistPod relists one pod at once: the sync loop calls it right after it

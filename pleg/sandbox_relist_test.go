@@ -100,25 +100,31 @@ func TestContainerRelistFindsDeath(t *testing.T) {
 	}
 }
 
-// A container new to the PLEG comes with its pod's sandboxes, listed for
-// that pod alone: no status shows a container without its sandbox.
-func TestContainerRelistListsTheSandboxesOfNewContainers(t *testing.T) {
+// A container new to the PLEG makes the relist a full one: its sandbox is
+// listed with it, so that no status shows a container without its
+// sandbox, and the cache's global time moves.
+func TestContainerRelistTurnsFullOnNewContainers(t *testing.T) {
 	e := newEnv(t, false, fastContainers)
 	e.start()
 	sbID, sb := e.runSandbox("p", true)
 	e.startContainer(sbID, sb, "app", "sleep", "3600")
 	e.step(100 * time.Millisecond)
 	if got := describe(e.next(2)); got != "ContainerStarted[sandbox] ContainerStarted" {
-		t.Fatalf("after one relist of the containers: %s", got)
+		t.Fatalf("after the next relist: %s", got)
 	}
 	st, _ := e.p.Cache().Get("uid-p")
 	if st == nil || len(st.SandboxStatuses) != 1 || len(st.ContainerStatuses) != 1 {
 		t.Fatalf("status: %v", st)
 	}
-	e.calls("ListPodSandbox", 2) // the first full relist, and this pod's
+	e.calls("ListPodSandbox", 2)
+	done, cancel := context.WithCancel(e.ctx)
+	cancel()
+	if _, err := e.p.Cache().GetNewerThan(done, "uid-gone", epoch); err != nil {
+		t.Fatalf("the global time did not move with the full relist: %v", err)
+	}
 
-	// When its sandboxes cannot be listed, the pod waits for the next
-	// relist rather than show a container without a sandbox.
+	// When the sandboxes cannot be listed, nothing of the relist is
+	// taken: the pod waits for the next one.
 	sb2ID, sb2 := e.runSandbox("q", true)
 	e.startContainer(sb2ID, sb2, "app", "sleep", "3600")
 	if err := e.rt.InjectFault("ListPodSandbox", runtimetest.Fault{Err: fmt.Errorf("injected: %w", core.ErrUnavailable), Times: 1}); err != nil {
@@ -128,7 +134,7 @@ func TestContainerRelistListsTheSandboxesOfNewContainers(t *testing.T) {
 	e.calls("ListPodSandbox", 3)
 	e.none()
 	if st, _ := e.p.Cache().Get("uid-q"); st != nil {
-		t.Fatalf("a status without the sandbox: %v", st)
+		t.Fatalf("a status from a failed relist: %v", st)
 	}
 	e.step(100 * time.Millisecond)
 	if got := describe(e.next(2)); got != "ContainerStarted[sandbox] ContainerStarted" {
