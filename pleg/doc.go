@@ -34,12 +34,13 @@
 // runtime without the stream (containerd 1.6, core.ErrUnimplemented) is
 // relisted every RelistPeriod, and the log says so. A broken stream is
 // reconnected with exponential back-off, relisting every RelistPeriod
-// meanwhile. Without the stream, the sandboxes are listed only every
-// SandboxRelistPeriod (1 s) and the relists in between list the containers
-// alone: a container's death, what a short RelistPeriod is for, shows
-// there, at about half the cost of a full relist; a sandbox's death waits
-// for the next full relist, and a relist that finds a container new to the
-// PLEG lists the sandboxes too. Events are the same in both modes:
+// meanwhile. Without the stream, the relists list the containers alone
+// while nothing changes, and the sandboxes too once SandboxRelistPeriod
+// (1 s) has passed or a container appeared, changed or went: a
+// container's death, what a short RelistPeriod is for, is found at once,
+// and a quiet node costs one list call per period instead of two; a
+// sandbox's death alone waits for the next full relist. Events are the
+// same in both modes:
 // creating a container makes no event, so it does not matter whether the
 // runtime was observed between create and start.
 //

@@ -66,16 +66,18 @@ type Config struct {
 	// of the next, without an event stream. Default 1 s.
 	RelistPeriod time.Duration
 	// SandboxRelistPeriod: without an event stream, the sandboxes are
-	// listed only this often, and the relists in between list the
-	// containers alone. A container that dies, what a short RelistPeriod
-	// is for, shows in the containers' list; listing the sandboxes costs
-	// about as much again (the client decodes every sandbox's labels and
-	// annotations). A sandbox that dies is found by the next full relist;
-	// a relist that finds a container new to the PLEG lists the sandboxes
-	// too, and is a full one. The cache's global time moves with full
-	// relists only.
-	// Default 1 s, the kubelet's relist period; at or below RelistPeriod,
-	// every relist is a full one.
+	// listed at least this often, and the relists in between list the
+	// containers alone; one that finds a container appeared, changed or
+	// gone lists the sandboxes too and goes on as a full relist, so that
+	// every status is read with the sandboxes freshly listed. A container
+	// that dies, what a short RelistPeriod is for, is found as fast as by
+	// full relists, while a node where nothing changes pays for one list
+	// call per RelistPeriod instead of two (the sandboxes' list costs the
+	// agent about as much as the containers', decoding every sandbox's
+	// labels and annotations). A sandbox that dies while its containers
+	// do not change is found by the next full relist. The cache's global
+	// time moves with full relists only. Default 1 s, the kubelet's relist
+	// period; at or below RelistPeriod, every relist is a full one.
 	SandboxRelistPeriod time.Duration
 	// RelistThreshold: Healthy fails when no relist has completed for this
 	// long. Default 3 min.

@@ -92,17 +92,6 @@ func (r *records) markUnlisted(pod *podRecord) {
 	}
 }
 
-// markUnlistedContainers records as gone the containers of pod the
-// current list of containers did not show.
-func (r *records) markUnlistedContainers(pod *podRecord) {
-	for _, e := range pod.entities {
-		if !e.sandbox && e.seen != r.gen && e.cur != nonExistent {
-			e.cur = nonExistent
-			r.mark(pod)
-		}
-	}
-}
-
 func (r *records) enqueue(pod *podRecord) {
 	if !pod.queued {
 		pod.queued = true
@@ -135,17 +124,18 @@ func (p *PLEG) Relist(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("pleg: relist: %w", err)
 	}
-	p.apply(ctx, start, sandboxes, containers, true)
+	p.apply(ctx, start, sandboxes, containers)
 	return nil
 }
 
-// relistContainers is a relist of the containers alone, between full
-// relists (Config.SandboxRelistPeriod): what changed among the containers
-// is found and published as by Relist, the sandboxes keep their last
-// observed states, and the cache's global time does not move. When a
-// container new to the PLEG shows up, the sandboxes are listed too and the
-// relist is a full one, so that no status shows a new container without
-// its sandbox.
+// relistContainers lists the containers alone, between full relists
+// (Config.SandboxRelistPeriod). When a container appeared, changed state
+// or went, or a pod waits to be inspected again, it lists the sandboxes
+// too and goes on as a full relist: a status is only ever read with the
+// pod's sandboxes freshly listed, so that none misses a sandbox created
+// since the last full relist. When nothing changed it does nothing more,
+// and the cache's global time does not move (the sandboxes were not
+// looked at).
 func (p *PLEG) relistContainers(ctx context.Context) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -154,29 +144,51 @@ func (p *PLEG) relistContainers(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("pleg: relist containers: %w", err)
 	}
-	full := slices.ContainsFunc(containers, func(c *runtimeapi.Container) bool { return p.entities[c.GetId()] == nil })
-	var sandboxes []*runtimeapi.PodSandbox
-	if full {
-		if sandboxes, err = p.cfg.Runtime.ListPodSandbox(ctx, nil); err != nil {
-			return fmt.Errorf("pleg: relist: %w", err)
-		}
+	if !p.containersChanged(containers) {
+		return nil
 	}
-	p.apply(ctx, start, sandboxes, containers, full)
+	sandboxes, err := p.cfg.Runtime.ListPodSandbox(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("pleg: relist: %w", err)
+	}
+	p.apply(ctx, start, sandboxes, containers)
 	return nil
 }
 
-// apply takes in the lists of a relist started at start: the sandboxes and
-// containers of a full relist, or the containers alone. p.mu must be held.
-func (p *PLEG) apply(ctx context.Context, start time.Time, sandboxes []*runtimeapi.PodSandbox, containers []*runtimeapi.Container, full bool) {
-	if full {
-		p.hmu.Lock()
-		if !p.lastStart.IsZero() {
-			p.metrics.relistInterval.Observe(start.Sub(p.lastStart).Seconds())
+// containersChanged reports whether containers, a list of every
+// container, differs from what the PLEG last observed, or a pod waits to
+// be inspected again. p.mu must be held.
+func (p *PLEG) containersChanged(containers []*runtimeapi.Container) bool {
+	for _, c := range containers {
+		e := p.entities[c.GetId()]
+		if e == nil || e.cur != containerState(c.GetState()) || e.criState != c.GetState() {
+			return true
 		}
-		p.lastStart = start
-		p.hmu.Unlock()
-		defer func() { p.metrics.relistDuration.Observe(p.cfg.Clock.Since(start).Seconds()) }()
 	}
+	live := 0
+	for _, pod := range p.pods {
+		if pod.reinspect {
+			return true
+		}
+		for _, e := range pod.entities {
+			if !e.sandbox && e.cur != nonExistent {
+				live++
+			}
+		}
+	}
+	return live != len(containers)
+}
+
+// apply takes in the lists of every sandbox and every container of a
+// relist started at start. p.mu must be held.
+func (p *PLEG) apply(ctx context.Context, start time.Time, sandboxes []*runtimeapi.PodSandbox, containers []*runtimeapi.Container) {
+	p.hmu.Lock()
+	if !p.lastStart.IsZero() {
+		p.metrics.relistInterval.Observe(start.Sub(p.lastStart).Seconds())
+	}
+	p.lastStart = start
+	p.hmu.Unlock()
+	defer func() { p.metrics.relistDuration.Observe(p.cfg.Clock.Since(start).Seconds()) }()
 	p.gen++
 	for _, sb := range sandboxes {
 		p.observe(podUID(sb.GetLabels(), sb.GetMetadata()), sb.GetId(), true, sandboxState(sb.GetState()), 0)
@@ -186,20 +198,13 @@ func (p *PLEG) apply(ctx context.Context, start time.Time, sandboxes []*runtimea
 	}
 	// What was not listed is gone; pods marked for reinspection are due.
 	for _, pod := range p.pods {
-		if full {
-			p.markUnlisted(pod)
-		} else {
-			p.markUnlistedContainers(pod)
-		}
+		p.markUnlisted(pod)
 		if pod.reinspect {
 			p.enqueue(pod)
 		}
 	}
 	p.inspect(ctx, start)
 	p.updateGauges()
-	if !full {
-		return
-	}
 	p.cache.updateTime(start)
 	p.hmu.Lock()
 	p.lastRelist = p.cfg.Clock.Now()

@@ -13,7 +13,9 @@ import (
 )
 
 // fastContainers relists the containers every 100 ms and the sandboxes
-// every second, without an event stream.
+// every second, without an event stream. The tests' containers run a
+// service (no sleep on the clock): the PLEG is the clock's only waiter,
+// so that env.step moves time only once the PLEG waits.
 func fastContainers(c *Config) {
 	c.Events = EventsOff
 	c.RelistPeriod = 100 * time.Millisecond
@@ -30,84 +32,105 @@ func (e *env) calls(method string, want int) {
 	}
 }
 
-// Between full relists, every RelistPeriod, only the containers are
-// listed: the sandboxes once per SandboxRelistPeriod.
+// fresh reports whether the cache vouches for pods it has no entry of as
+// of t: a full relist started after t.
+func (e *env) fresh(t time.Time) bool {
+	done, cancel := context.WithCancel(e.ctx)
+	cancel()
+	_, err := e.p.Cache().GetNewerThan(done, "uid-nobody", t)
+	return err == nil
+}
+
+// While nothing changes, the relists between full ones list the
+// containers alone: the sandboxes are listed once per SandboxRelistPeriod,
+// and no status is read.
 func TestRunListsSandboxesEverySandboxRelistPeriod(t *testing.T) {
 	e := newEnv(t, false, fastContainers)
+	sbID, sb := e.runSandbox("p", true)
+	e.startContainer(sbID, sb, "app", "service")
 	e.start()
+	e.next(2)
 	e.calls("ListPodSandbox", 1)
 	e.calls("ListContainers", 1)
+	status := e.rt.Calls("ContainerStatus")
 	for k := 2; k <= 10; k++ {
 		e.step(100 * time.Millisecond)
 		e.calls("ListContainers", k)
 	}
 	e.calls("ListPodSandbox", 1)
+	if n := e.rt.Calls("ContainerStatus"); n != status {
+		t.Errorf("%d statuses read while nothing changed", n-status)
+	}
+	if e.fresh(epoch) {
+		t.Error("the global time moved with relists of the containers alone")
+	}
 	e.step(100 * time.Millisecond) // one second after the first relist
 	e.calls("ListContainers", 11)
 	e.calls("ListPodSandbox", 2)
+	if !e.fresh(epoch) {
+		t.Error("the global time did not move with the full relist")
+	}
 	e.step(100 * time.Millisecond)
 	e.calls("ListContainers", 12)
 	e.calls("ListPodSandbox", 2)
+	e.none()
 }
 
 // A container that dies is found by the next relist of the containers,
-// with a fresh status of its whole pod, its sandbox included; a sandbox
-// that dies waits for the next full relist, and the cache's global time
-// moves with full relists only.
+// which then lists the sandboxes too: the event comes with a status of the
+// whole pod read after both lists. A sandbox that dies while its
+// containers do not change waits for the next full relist.
 func TestContainerRelistFindsDeath(t *testing.T) {
 	e := newEnv(t, false, fastContainers)
 	sbID, sb := e.runSandbox("p", true)
-	cID := e.startContainer(sbID, sb, "app", "sleep", "3600")
+	cID := e.startContainer(sbID, sb, "app", "service")
 	e.start()
 	if got := describe(e.next(2)); got != "ContainerStarted[sandbox] ContainerStarted" {
 		t.Fatalf("first relist: %s", got)
 	}
+	e.step(100 * time.Millisecond)
+	e.calls("ListContainers", 2)
 	if err := e.rt.StopContainer(e.ctx, cID, 0); err != nil {
 		t.Fatal(err)
 	}
+	died := e.clk.Now()
 	e.step(100 * time.Millisecond)
 	if got := describe(e.next(1)); got != "ContainerDied(137)" {
 		t.Fatalf("after one relist of the containers: %s", got)
 	}
+	e.calls("ListPodSandbox", 2)
 	st, _ := e.p.Cache().Get("uid-p")
 	if len(st.SandboxStatuses) != 1 || st.SandboxStatuses[0].GetState() != runtimeapi.PodSandboxState_SANDBOX_READY || len(st.ContainerStatuses) != 1 {
 		t.Fatalf("status after the death: %v", st)
 	}
-	e.calls("ListPodSandbox", 1)
-
-	// Only full relists vouch for pods the runtime does not have.
-	done, cancel := context.WithCancel(e.ctx)
-	cancel()
-	since := e.clk.Now()
-	if _, err := e.p.Cache().GetNewerThan(done, "uid-gone", since); err == nil {
-		t.Fatal("a status newer than the last relist of the containers, before any full relist")
+	if !e.fresh(died) {
+		t.Error("the relist that found the death did not move the global time")
 	}
 
 	if err := e.rt.StopPodSandbox(e.ctx, sbID); err != nil {
 		t.Fatal(err)
 	}
-	for range 8 {
+	for k := 4; k <= 12; k++ { // 300 ms to 1.1 s
 		e.step(100 * time.Millisecond)
-		e.calls("ListContainers", e.rt.Calls("ListContainers"))
+		e.calls("ListContainers", k)
 	}
 	e.none()
-	e.step(100 * time.Millisecond) // the full relist, one second after the first
+	e.calls("ListPodSandbox", 2)
+	e.step(100 * time.Millisecond) // one second after the full relist that found the death
 	if got := describe(e.next(1)); got != "ContainerDied[sandbox]" {
 		t.Fatalf("after the full relist: %s", got)
 	}
-	if _, err := e.p.Cache().GetNewerThan(done, "uid-gone", since); err != nil {
-		t.Fatalf("after a full relist: %v", err)
-	}
+	e.calls("ListPodSandbox", 3)
 }
 
-// A container new to the PLEG makes the relist a full one: its sandbox is
-// listed with it, so that no status shows a container without its
-// sandbox, and the cache's global time moves.
+// A new container makes the relist a full one: its sandbox is listed with
+// it, so that no status shows a container without its sandbox. When the
+// sandboxes cannot be listed, nothing of that relist is taken.
 func TestContainerRelistTurnsFullOnNewContainers(t *testing.T) {
 	e := newEnv(t, false, fastContainers)
 	e.start()
 	sbID, sb := e.runSandbox("p", true)
-	e.startContainer(sbID, sb, "app", "sleep", "3600")
+	e.startContainer(sbID, sb, "app", "service")
 	e.step(100 * time.Millisecond)
 	if got := describe(e.next(2)); got != "ContainerStarted[sandbox] ContainerStarted" {
 		t.Fatalf("after the next relist: %s", got)
@@ -117,16 +140,9 @@ func TestContainerRelistTurnsFullOnNewContainers(t *testing.T) {
 		t.Fatalf("status: %v", st)
 	}
 	e.calls("ListPodSandbox", 2)
-	done, cancel := context.WithCancel(e.ctx)
-	cancel()
-	if _, err := e.p.Cache().GetNewerThan(done, "uid-gone", epoch); err != nil {
-		t.Fatalf("the global time did not move with the full relist: %v", err)
-	}
 
-	// When the sandboxes cannot be listed, nothing of the relist is
-	// taken: the pod waits for the next one.
 	sb2ID, sb2 := e.runSandbox("q", true)
-	e.startContainer(sb2ID, sb2, "app", "sleep", "3600")
+	e.startContainer(sb2ID, sb2, "app", "service")
 	if err := e.rt.InjectFault("ListPodSandbox", runtimetest.Fault{Err: fmt.Errorf("injected: %w", core.ErrUnavailable), Times: 1}); err != nil {
 		t.Fatal(err)
 	}

@@ -11,6 +11,10 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/nodekit/nodekit/core"
 )
 
 // machineBusyTicks is the CPU time the whole machine has been busy, in
@@ -156,7 +160,9 @@ func withCPU(r record, s cpuSpan) record {
 // time of nodebench (the client: the calls and decoding the answers,
 // through the same CRI client as nodekit's agent), of the runtime (with
 // -runtime-cgroup) and the wall time; and the client's CPU time of each
-// of the two lists.
+// of the two lists. Then it relists one pod k times as a PLEG does after
+// an event or a sync (the pod's sandboxes and containers listed by its
+// UID, and their statuses) and reports what that costs.
 func (b *bench) measureLists(ctx context.Context, pods, k int) (record, error) {
 	span := startCPUSpan(b.runtimeCgroup, 0)
 	t0 := time.Now()
@@ -192,5 +198,50 @@ func (b *bench) measureLists(ctx context.Context, pods, k int) (record, error) {
 		r.ListRuntimeMS = per(*r.RuntimeCPUS)
 	}
 	r.MachineCPUS, r.RuntimeCPUS, r.BenchCPUS, r.WindowS = nil, nil, nil, 0
+
+	// One pod's relist, as a PLEG refreshes a pod after an event or a
+	// sync: its sandboxes and containers listed by its UID, and their
+	// statuses.
+	sbs, err := b.rt.ListPodSandbox(ctx, nil)
+	if err != nil || len(sbs) == 0 {
+		return r, err
+	}
+	pod := &runtimeapi.PodSandboxFilter{LabelSelector: map[string]string{core.LabelPodUID: sbs[0].GetMetadata().GetUid()}}
+	cpod := &runtimeapi.ContainerFilter{LabelSelector: pod.LabelSelector}
+	one := startCPUSpan(b.runtimeCgroup, 0)
+	self0, err := cpuTicks(os.Getpid())
+	if err != nil {
+		return record{}, err
+	}
+	for range k {
+		sb, err := b.rt.ListPodSandbox(ctx, pod)
+		if err != nil {
+			return record{}, fmt.Errorf("relist of one pod: %w", err)
+		}
+		cs, err := b.rt.ListContainers(ctx, cpod)
+		if err != nil {
+			return record{}, fmt.Errorf("relist of one pod: %w", err)
+		}
+		for _, s := range sb {
+			if _, err := b.rt.PodSandboxStatus(ctx, s.GetId(), false); err != nil {
+				return record{}, fmt.Errorf("relist of one pod: %w", err)
+			}
+		}
+		for _, c := range cs {
+			if _, err := b.rt.ContainerStatus(ctx, c.GetId(), false); err != nil {
+				return record{}, fmt.Errorf("relist of one pod: %w", err)
+			}
+		}
+	}
+	self1, err := cpuTicks(os.Getpid())
+	if err != nil {
+		return record{}, err
+	}
+	var o record
+	one.fill(&o)
+	r.PodRelistClientMS = per(float64(self1-self0) / clockTicks)
+	if o.RuntimeCPUS != nil {
+		r.PodRelistRuntimeMS = per(*o.RuntimeCPUS)
+	}
 	return r, nil
 }

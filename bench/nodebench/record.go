@@ -54,6 +54,11 @@ type record struct {
 	ListSandboxesClientMS *float64 `json:"list_sandboxes_client_ms,omitempty"`
 	ListRuntimeMS         *float64 `json:"list_runtime_ms,omitempty"`
 	ListWallMS            *float64 `json:"list_wall_ms,omitempty"`
+	// PodRelistClientMS and PodRelistRuntimeMS: the CPU milliseconds of
+	// one pod's relist (its sandboxes and containers listed by its UID,
+	// and their statuses), the client's and the runtime's.
+	PodRelistClientMS  *float64 `json:"pod_relist_client_ms,omitempty"`
+	PodRelistRuntimeMS *float64 `json:"pod_relist_runtime_ms,omitempty"`
 	// Workers: for the floor, how many pods it started or stopped at once.
 	Workers int `json:"workers,omitempty"`
 
@@ -148,6 +153,9 @@ func (r record) human() string {
 		}
 	case "relist":
 		fmt.Fprintf(&sb, "%d relists: each %.2f ms of the client's CPU (sandboxes %.2f), %.2f ms of the runtime's, %.2f ms wall", r.N, deref(r.ListClientMS), deref(r.ListSandboxesClientMS), deref(r.ListRuntimeMS), deref(r.ListWallMS))
+		if r.PodRelistClientMS != nil {
+			fmt.Fprintf(&sb, "; one pod's relist: %.2f ms of the client's CPU, %.2f ms of the runtime's", *r.PodRelistClientMS, deref(r.PodRelistRuntimeMS))
+		}
 	case "restart":
 		fmt.Fprintf(&sb, "%d killed, death → running again: p50 %s  p90 %s  p99 %s", r.N, msf(r.P50MS), msf(r.P90MS), msf(r.P99MS))
 		if r.CreatedP50MS != nil {

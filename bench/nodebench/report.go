@@ -61,6 +61,7 @@ var metrics = []metric{
 	{"restart: death → created p50 (ms)", "restart", ptrv(func(r record) *float64 { return r.CreatedP50MS }), "%.0f", true},
 	{"relist of every pod: client CPU (ms)", "relist", ptrv(func(r record) *float64 { return r.ListClientMS }), "%.2f", false},
 	{"relist of every pod: runtime CPU (ms)", "relist", ptrv(func(r record) *float64 { return r.ListRuntimeMS }), "%.2f", false},
+	{"relist of one pod: runtime CPU (ms)", "relist", ptrv(func(r record) *float64 { return r.PodRelistRuntimeMS }), "%.2f", false},
 	{"teardown: all stopped (s)", "teardown", ms2s(func(r record) float64 { return r.TotalMS }), "%.2f", true},
 	{"teardown: per pod p50 (s)", "teardown", ms2s(func(r record) float64 { return r.P50MS }), "%.2f", true},
 	{"teardown: per pod p99 (s)", "teardown", ms2s(func(r record) float64 { return r.P99MS }), "%.2f", true},
