@@ -72,9 +72,10 @@ type Config struct {
 	// every status is read with the sandboxes freshly listed. A container
 	// that dies, what a short RelistPeriod is for, is found as fast as by
 	// full relists, while a node where nothing changes pays for one list
-	// call per RelistPeriod instead of two (the sandboxes' list costs the
-	// agent about as much as the containers', decoding every sandbox's
-	// labels and annotations). A sandbox that dies while its containers
+	// call per RelistPeriod instead of two (at 100 pods on containerd 1.6
+	// the sandboxes' list adds some 60 % to the containers' in the
+	// agent, decoding every sandbox's labels and annotations, see
+	// BENCHMARKS.md). A sandbox that dies while its containers
 	// do not change is found by the next full relist. The cache's global
 	// time moves with full relists only. Default 1 s, the kubelet's relist
 	// period; at or below RelistPeriod, every relist is a full one.

@@ -82,9 +82,9 @@ type Config struct {
 	// RelistPeriod of the PLEG while it has no event stream (containerd
 	// 1.6, or a broken stream). Default DefaultRelistPeriod: a quarter of
 	// the kubelet's 1 s, so that a container that dies is found in 0.125 s
-	// on average; between the full relists, every second, the PLEG lists
-	// the containers alone, one call that costs the agent about 1.2 ms at
-	// 100 pods (see BENCHMARKS.md).
+	// on average; while nothing changes, the PLEG lists the containers
+	// alone between its full relists (every second), one call that costs
+	// the agent about 1.2 ms at 100 pods (see BENCHMARKS.md).
 	RelistPeriod time.Duration
 	// Events selects whether the PLEG follows the runtime's event stream.
 	Events pleg.EventMode
