@@ -237,11 +237,44 @@ func (c *Cache) List() []core.PodStatusEntry {
 	defer c.mu.Unlock()
 	out := make([]core.PodStatusEntry, 0, len(c.pods))
 	for _, cur := range c.pods {
-		out = append(out, core.PodStatusEntry{Pod: cur.pod, Status: *cur.status.DeepCopy(), Version: cur.version,
-			ChangedAt: cur.changedAt, Finished: cur.finished})
+		out = append(out, cur.entry())
 	}
 	return out
 }
+
+// Versions returns every pod's newest version, without copying its
+// status: a Syncer's pass lists them, then copies with Entry only the
+// statuses it writes.
+func (c *Cache) Versions() []PodVersion {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make([]PodVersion, 0, len(c.pods))
+	for uid, cur := range c.pods {
+		out = append(out, PodVersion{UID: uid, Version: cur.version, ChangedAt: cur.changedAt})
+	}
+	return out
+}
+
+// Entry returns one pod's newest status, a copy, as List has it; false
+// when the cache has none.
+func (c *Cache) Entry(uid types.UID) (core.PodStatusEntry, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	cur := c.pods[uid]
+	if cur == nil {
+		return core.PodStatusEntry{}, false
+	}
+	return cur.entry(), true
+}
+
+// entry is a copy of cur as a core.PodStatusEntry; the cache's lock is
+// held.
+func (cur *cachedStatus) entry() core.PodStatusEntry {
+	return core.PodStatusEntry{Pod: cur.pod, Status: *cur.status.DeepCopy(), Version: cur.version,
+		ChangedAt: cur.changedAt, Finished: cur.finished}
+}
+
+var _ VersionSource = (*Cache)(nil)
 
 // Len is how many pods have a status.
 func (c *Cache) Len() int {

@@ -32,6 +32,27 @@ type StatusSource interface {
 	Changed() <-chan struct{}
 }
 
+// VersionSource is a StatusSource that can also list its versions alone
+// and give one pod's entry; *Cache is one. A Syncer uses it, when its
+// source has it, to copy only the statuses it writes: a pass after one
+// pod's change copies one status, not every pod's.
+type VersionSource interface {
+	StatusSource
+	// Versions returns every pod's newest version, without its status.
+	Versions() []PodVersion
+	// Entry returns one pod's newest status; false when it has none.
+	Entry(uid types.UID) (core.PodStatusEntry, bool)
+}
+
+// PodVersion is a pod's newest status version, as a VersionSource lists
+// it.
+type PodVersion struct {
+	UID types.UID
+	// Version and ChangedAt are those of the pod's core.PodStatusEntry.
+	Version   uint64
+	ChangedAt time.Time
+}
+
 // Defaults of SyncerConfig.
 const (
 	// DefaultReconcilePeriod is how often a Syncer writes every status
@@ -195,9 +216,28 @@ func (s *Syncer) Run(ctx context.Context) error {
 // written or not, unless in back-off). It returns the writes' errors,
 // joined.
 func (s *Syncer) Sync(ctx context.Context, all bool) error {
-	entries := s.cfg.Source.List()
 	now := s.cfg.Clock.Now()
-	todo := s.plan(entries, all, now)
+	var todo []core.PodStatusEntry
+	if vs, ok := s.cfg.Source.(VersionSource); ok && !all {
+		for _, uid := range s.plan(vs.Versions(), all, now) {
+			// The entry may be newer than the version planned: the
+			// newest is what is written, and its version recorded.
+			if e, ok := vs.Entry(uid); ok {
+				todo = append(todo, e)
+			}
+		}
+	} else {
+		entries := s.cfg.Source.List()
+		versions := make([]PodVersion, len(entries))
+		byUID := make(map[types.UID]core.PodStatusEntry, len(entries))
+		for i, e := range entries {
+			versions[i] = PodVersion{UID: e.Pod.UID, Version: e.Version, ChangedAt: e.ChangedAt}
+			byUID[e.Pod.UID] = e
+		}
+		for _, uid := range s.plan(versions, all, now) {
+			todo = append(todo, byUID[uid])
+		}
+	}
 	var (
 		wg   sync.WaitGroup
 		sem  = make(chan struct{}, s.cfg.Parallelism)
@@ -217,15 +257,15 @@ func (s *Syncer) Sync(ctx context.Context, all bool) error {
 	return errors.Join(errs...)
 }
 
-// plan updates the per-pod state for entries (dropping pods no longer
-// listed) and returns the entries to write now.
-func (s *Syncer) plan(entries []core.PodStatusEntry, all bool, now time.Time) []core.PodStatusEntry {
+// plan updates the per-pod state for versions (dropping pods no longer
+// listed) and returns the pods to write now.
+func (s *Syncer) plan(versions []PodVersion, all bool, now time.Time) []types.UID {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	seen := make(map[types.UID]bool, len(entries))
-	var todo []core.PodStatusEntry
-	for _, e := range entries {
-		uid := e.Pod.UID
+	seen := make(map[types.UID]bool, len(versions))
+	var todo []types.UID
+	for _, e := range versions {
+		uid := e.UID
 		seen[uid] = true
 		st := s.pods[uid]
 		if st == nil {
@@ -240,7 +280,7 @@ func (s *Syncer) plan(entries []core.PodStatusEntry, all bool, now time.Time) []
 		case st.failures > 0 && now.Before(st.retryAt) && e.Version <= st.failed:
 			// waiting out a back-off (a newer version goes at once)
 		case fresh || all:
-			todo = append(todo, e)
+			todo = append(todo, uid)
 		}
 	}
 	for uid := range s.pods {

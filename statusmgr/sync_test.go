@@ -71,13 +71,33 @@ func phase(p v1.PodPhase) v1.PodStatus { return v1.PodStatus{Phase: p} }
 
 // The Syncer coalesces versions, retries with back-off (a newer version
 // at once), reconciles everything periodically, forgets pods that left
-// the source and measures the time from change to write.
+// the source and measures the time from change to write; the same with a
+// source that can only List (no VersionSource).
 func TestSyncer(t *testing.T) {
+	for _, mode := range []string{"versions", "list"} {
+		t.Run(mode, func(t *testing.T) { testSyncer(t, mode == "list") })
+	}
+}
+
+// listOnly is a StatusSource without the VersionSource methods.
+type listOnly struct{ c *Cache }
+
+func (l listOnly) List() []core.PodStatusEntry { return l.c.List() }
+func (l listOnly) Changed() <-chan struct{}    { return l.c.Changed() }
+
+func testSyncer(t *testing.T, listOnlySource bool) {
 	synctest.Test(t, func(t *testing.T) {
 		cache, _ := NewCache(CacheConfig{})
+		var src StatusSource = cache
+		if listOnlySource {
+			src = listOnly{cache}
+		}
+		if _, ok := src.(VersionSource); ok == listOnlySource {
+			t.Fatalf("source %T: VersionSource %v", src, ok)
+		}
 		sink := &recordingSink{inFlight: map[types.UID]bool{}, start: time.Now()}
 		reg := prometheus.NewPedanticRegistry()
-		s, err := NewSyncer(SyncerConfig{Source: cache, Sink: sink, Registerer: reg})
+		s, err := NewSyncer(SyncerConfig{Source: src, Sink: sink, Registerer: reg})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -263,5 +283,65 @@ func TestMemorySink(t *testing.T) {
 	sink.Delete(web.UID)
 	if _, ok := sink.Get(web.UID); ok {
 		t.Error("Delete kept the pod")
+	}
+}
+
+// countingSource counts the statuses a Syncer copies out of a Cache.
+type countingSource struct {
+	*Cache
+	entries, lists int
+}
+
+func (c *countingSource) Entry(uid types.UID) (core.PodStatusEntry, bool) {
+	c.entries++
+	return c.Cache.Entry(uid)
+}
+
+func (c *countingSource) List() []core.PodStatusEntry {
+	c.lists++
+	return c.Cache.List()
+}
+
+// With a VersionSource, a pass after one pod's change copies that pod's
+// status alone; the periodic pass of every pod lists them all.
+func TestSyncerCopiesOnlyWhatItWrites(t *testing.T) {
+	cache, _ := NewCache(CacheConfig{})
+	src := &countingSource{Cache: cache}
+	sink := NewMemorySink()
+	s, err := NewSyncer(SyncerConfig{Source: src, Sink: sink})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pods := []*v1.Pod{syncPod("a"), syncPod("b"), syncPod("c")}
+	for _, p := range pods {
+		if _, _, err := cache.Set(p, phase(v1.PodPending)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Sync(t.Context(), false); err != nil {
+		t.Fatal(err)
+	}
+	if src.entries != 3 || src.lists != 0 {
+		t.Fatalf("first pass: %d entries, %d lists; want 3, 0", src.entries, src.lists)
+	}
+	v, _, err := cache.Set(pods[1], phase(v1.PodRunning))
+	if err != nil {
+		t.Fatal(err)
+	}
+	src.entries = 0
+	if err := s.Sync(t.Context(), false); err != nil {
+		t.Fatal(err)
+	}
+	if src.entries != 1 || src.lists != 0 {
+		t.Fatalf("after one change: %d entries, %d lists; want 1, 0", src.entries, src.lists)
+	}
+	if e, ok := sink.Get(pods[1].UID); !ok || e.Version != v || e.Status.Phase != v1.PodRunning {
+		t.Fatalf("sink has %+v, %v", e, ok)
+	}
+	if err := s.Sync(t.Context(), true); err != nil {
+		t.Fatal(err)
+	}
+	if src.lists != 1 {
+		t.Fatalf("periodic pass: %d lists, want 1", src.lists)
 	}
 }
