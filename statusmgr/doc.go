@@ -163,6 +163,11 @@
 // 200 ms, so a status reaches an apiserver that comes back from an
 // outage as soon as it answers.
 //
+// A pass after a change copies only the statuses it writes: the Cache is
+// a VersionSource, whose versions the Syncer reads alone before it asks
+// for the entries that changed. A source with List alone works too, at
+// the cost of a copy of every status per pass.
+//
 // # What it does not do yet
 //
 // It does not count kubelet_terminated_containers_total and does not
