@@ -30,7 +30,11 @@
 // When the runtime implements core.EventStreamer (containerd 2.x), Run
 // follows its container events and relists just the pod each event names,
 // at once (RelistPod); the full relist then runs only every
-// EventedRelistPeriod as a safety net, and after every (re)connection. A
+// EventedRelistPeriod as a safety net, and after every (re)connection.
+// Events that come while the PLEG is busy are batched; a batch naming
+// more than 2 pods plus a twentieth of those the PLEG knows (a node
+// starting or stopping many pods at once) is relisted in one full relist
+// that inspects each of them, two list calls instead of two per pod. A
 // runtime without the stream (containerd 1.6, core.ErrUnimplemented) is
 // relisted every RelistPeriod, and the log says so. A broken stream is
 // reconnected with exponential back-off, relisting every RelistPeriod

@@ -303,11 +303,7 @@ func (p *PLEG) Run(ctx context.Context) error {
 				}
 			}
 		case uids := <-streamEvents:
-			for _, uid := range uids {
-				if err := p.RelistPod(ctx, uid); err != nil && ctx.Err() == nil {
-					p.log.Warn("relist of one pod failed", zap.String("podUID", string(uid)), zap.Error(err))
-				}
-			}
+			p.relistBatch(ctx, uids)
 			continue
 		}
 		if !full {
@@ -319,6 +315,45 @@ func (p *PLEG) Run(ctx context.Context) error {
 		}
 		timer.Reset(p.period())
 	}
+}
+
+// relistBatch relists the pods of a batch of events: each pod alone, or,
+// when the batch concerns many of the pods (a burst: a node starting or
+// stopping them all at once), every pod in one full relist, its pods
+// inspected whether their state changed or not. Two list calls then
+// replace two per pod.
+func (p *PLEG) relistBatch(ctx context.Context, uids podUIDs) {
+	if p.fullRelistCheaper(uids) {
+		if err := p.Relist(ctx); err != nil && ctx.Err() == nil {
+			p.log.Warn("relist of a burst of events failed", zap.Int("pods", len(uids)), zap.Error(err))
+		}
+		return
+	}
+	for _, uid := range uids {
+		if err := p.RelistPod(ctx, uid); err != nil && ctx.Err() == nil {
+			p.log.Warn("relist of one pod failed", zap.String("podUID", string(uid)), zap.Error(err))
+		}
+	}
+}
+
+// fullRelistCheaper reports whether a full relist is the cheaper way to
+// relist the pods of uids: when they are more than 2 plus a twentieth of
+// the pods the PLEG knows (a runtime's filtered list still goes over
+// every object, so a pod's relist costs about as much as a full one at
+// 100 pods, a tenth of it at 1,000). If so, it marks them to be
+// inspected by that relist.
+func (p *PLEG) fullRelistCheaper(uids podUIDs) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(uids) <= 2+len(p.pods)/20 {
+		return false
+	}
+	for _, uid := range uids {
+		if pod := p.pods[uid]; pod != nil {
+			pod.reinspect = true
+		}
+	}
+	return true
 }
 
 // fullRelistDue reports whether the next periodic relist must list the
