@@ -323,7 +323,7 @@ func (p *PLEG) Run(ctx context.Context) error {
 // inspected whether their state changed or not. Two list calls then
 // replace two per pod.
 func (p *PLEG) relistBatch(ctx context.Context, uids podUIDs) {
-	if p.fullRelistCheaper(uids) {
+	if p.markForFullRelist(uids) {
 		if err := p.Relist(ctx); err != nil && ctx.Err() == nil {
 			p.log.Warn("relist of a burst of events failed", zap.Int("pods", len(uids)), zap.Error(err))
 		}
@@ -336,13 +336,13 @@ func (p *PLEG) relistBatch(ctx context.Context, uids podUIDs) {
 	}
 }
 
-// fullRelistCheaper reports whether a full relist is the cheaper way to
+// markForFullRelist reports whether a full relist is the cheaper way to
 // relist the pods of uids: when they are more than 2 plus a twentieth of
 // the pods the PLEG knows (a runtime's filtered list still goes over
 // every object, so a pod's relist costs about as much as a full one at
 // 100 pods, a tenth of it at 1,000). If so, it marks them to be
 // inspected by that relist.
-func (p *PLEG) fullRelistCheaper(uids podUIDs) bool {
+func (p *PLEG) markForFullRelist(uids podUIDs) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if len(uids) <= 2+len(p.pods)/20 {

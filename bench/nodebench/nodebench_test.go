@@ -169,20 +169,7 @@ func TestReport(t *testing.T) {
 		{Runtime: "rt", Agent: "nodekit", Run: 1, Measure: "start", Pods: 100, N: 100, TotalMS: 9000},
 		{Runtime: "rt", Agent: "nodekit", Run: 2, Measure: "failed", Pods: 100},
 	}
-	path := filepath.Join(t.TempDir(), "results.jsonl")
-	var buf bytes.Buffer
-	for _, r := range recs {
-		line, _ := json.Marshal(r)
-		buf.Write(append(line, '\n'))
-	}
-	if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	var out bytes.Buffer
-	if err := report([]string{path}, &out); err != nil {
-		t.Fatal(err)
-	}
-	got := out.String()
+	got := reportOf(t, recs)
 	for _, want := range []string{
 		"30 pods on rt; median over runs (range); runs: floor 2, kubelet 2, nodekit 2",
 		"| metric | floor | kubelet | nodekit | kubelet / floor | nodekit / floor | nodekit / kubelet |",
@@ -216,20 +203,7 @@ func TestReportFloors(t *testing.T) {
 		{Runtime: "rt", Agent: "floor", Run: 1, Measure: "teardown", Pods: 10, N: 10, TotalMS: 4000, WindowS: 4, MachineCPUS: f(8), RuntimeCPUS: f(7)},
 		{Runtime: "rt", Agent: "floor", Run: 1, Measure: "relist", Pods: 10, N: 300, ListClientMS: f(2), ListSandboxesClientMS: f(0.8), ListRuntimeMS: f(1)},
 	}
-	path := filepath.Join(t.TempDir(), "results.jsonl")
-	var buf bytes.Buffer
-	for _, r := range recs {
-		line, _ := json.Marshal(r)
-		buf.Write(append(line, '\n'))
-	}
-	if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	var out bytes.Buffer
-	if err := report([]string{path}, &out); err != nil {
-		t.Fatal(err)
-	}
-	got := out.String()
+	got := reportOf(t, recs)
 	for _, want := range []string{
 		"| metric | floor | floor-all | kubelet | nodekit | kubelet / floor | nodekit / floor | nodekit / kubelet |",
 		"| teardown: all stopped (s) | 4.00 | 5.00 | 6.00 | 4.50 | 1.50 | 1.12 | 0.75 |",
@@ -267,4 +241,27 @@ func TestParseCPUCounters(t *testing.T) {
 	if b, err := machineBusyTicks(); err != nil || b <= 0 {
 		t.Errorf("machineBusyTicks = %d, %v", b, err)
 	}
+}
+
+// reportOf writes recs to a results file, as nodebench appends them, and
+// returns the report made of it.
+func reportOf(t *testing.T, recs []record) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "results.jsonl")
+	var buf bytes.Buffer
+	for _, r := range recs {
+		line, err := json.Marshal(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		buf.Write(append(line, '\n'))
+	}
+	if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	if err := report([]string{path}, &out); err != nil {
+		t.Fatal(err)
+	}
+	return out.String()
 }
